@@ -1,0 +1,36 @@
+# scim-bridge: `make run` serves a working SCIM endpoint; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+HOST   ?= 127.0.0.1
+export SCIM_BRIDGE_DATABASE_URL ?= sqlite:///$(CURDIR)/instance/scim_bridge.db
+PYTEST_ARGS ?=
+
+.PHONY: run test install lint clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed  ## create the virtualenv and install the project with its test tools
+
+run: install  ## migrate SQLite, ensure tenant "default", print URL + token, serve with gunicorn
+	@mkdir -p instance
+	$(BIN)/scim-bridge bootstrap --tenant default --base-url http://$(HOST):$(PORT)
+	$(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
+
+test: install  ## the whole suite; on PostgreSQL too when SCIM_BRIDGE_TEST_POSTGRES_URL is set
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check scim_bridge tests
+	$(BIN)/lint-imports --no-cache
+
+clean:
+	rm -rf $(VENV) instance/*.db* .pytest_cache

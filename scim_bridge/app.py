@@ -1,0 +1,47 @@
+"""Application factory: the only composition root (``wsgi.py`` calls :func:`create_app`)."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Flask
+
+from scim_bridge import auth
+from scim_bridge import cli
+from scim_bridge.http import errors as http_errors
+from scim_bridge.http import ops
+from scim_bridge.http import request_log
+from scim_bridge.http.scim import bp as scim_bp
+from scim_bridge.settings import Settings
+from scim_bridge.storage import session as storage_session
+from scim_bridge.storage.session import Storage
+
+SETTINGS_KEY = "scim_bridge.settings"
+
+
+def create_app(settings: Settings | None = None, storage: Storage | None = None) -> Flask:
+    """Build the Flask app from *settings* (default: the environment)."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(
+        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions[SETTINGS_KEY] = settings
+    storage = storage or Storage.build(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+                                       pool_size=settings.db_pool_size)
+    storage_session.init_app(app, storage)
+    auth.init_app(app)
+    request_log.init_app(app, settings.log_level)
+    http_errors.init_app(app)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(scim_bp)
+    cli.register(app)
+    return app
+
+
+def get_settings(app: Flask) -> Settings:
+    """Return the settings an app was built with."""
+    settings: Settings = app.extensions[SETTINGS_KEY]
+    return settings

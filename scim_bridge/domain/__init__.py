@@ -1,0 +1,1 @@
+"""Business services over storage: users, groups, memberships. No Flask here."""

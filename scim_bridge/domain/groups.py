@@ -1,0 +1,197 @@
+"""Group service: SCIM Groups of one tenant and their memberships."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from scim_bridge.domain.errors import InvalidValue
+from scim_bridge.domain.errors import NotFound
+from scim_bridge.domain.errors import Uniqueness
+from scim_bridge.domain.mapping import MemberRef
+from scim_bridge.domain.mapping import fold
+from scim_bridge.domain.mapping import to_scim_group
+from scim_bridge.domain.query import ListQuery
+from scim_bridge.domain.query import ListResult
+from scim_bridge.domain.users import check_if_match
+from scim_bridge.scim import schema as s
+from scim_bridge.scim.projection import Projection
+from scim_bridge.scim.resource import Options
+from scim_bridge.scim.resource import normalize
+from scim_bridge.storage import scim_sql
+from scim_bridge.storage.base import utcnow
+from scim_bridge.storage.models import Group
+from scim_bridge.storage.repositories.common import parse_id
+from scim_bridge.storage.repositories.groups import GroupRepository
+from scim_bridge.storage.repositories.users import UserRepository
+
+RESOURCE = s.GROUP_RESOURCE
+
+
+class MemberSet:
+    """Member ids split by kind, resolved against the tenant."""
+
+    def __init__(self, user_ids: list[uuid.UUID], group_ids: list[uuid.UUID]) -> None:
+        self.user_ids = user_ids
+        self.group_ids = group_ids
+
+    @property
+    def all_ids(self) -> set[uuid.UUID]:
+        """Return every member id."""
+        return set(self.user_ids) | set(self.group_ids)
+
+
+class GroupService:
+    """SCIM Groups of one tenant. Services flush; the unit of work commits."""
+
+    def __init__(self, session: Session, tenant_id: uuid.UUID, base_url: str,
+                 options: Options | None = None) -> None:
+        self._session = session
+        self._tenant_id = tenant_id
+        self._base_url = base_url
+        self._options = options or Options()
+        self._groups = GroupRepository(session, tenant_id)
+        self._users = UserRepository(session, tenant_id)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, group_id: str, projection: Projection | None = None) -> dict[str, Any]:
+        """Return the group as a SCIM resource; members are loaded only when projected."""
+        return self.render(self._load(group_id), projection)
+
+    def version_of(self, group_id: str) -> str:
+        """Return the current ETag of the group (404 when missing)."""
+        return f'W/"{self._load(group_id).version}"'
+
+    def list(self, query: ListQuery) -> ListResult:
+        """Return one page of groups matching the query."""
+        where = scim_sql.compile_filter(RESOURCE, query.filter) if query.filter is not None else None
+        total = self._groups.count(where)
+        if query.count == 0 or total == 0:
+            return ListResult(total, query.start_index, [])
+        order = scim_sql.order_by_clause(RESOURCE, query.sort_by, query.descending)
+        rows = self._groups.page(where, order, query.start_index - 1, query.count)
+        return ListResult(total, query.start_index, self.render_many(rows, query.projection(RESOURCE)))
+
+    def render(self, group: Group, projection: Projection | None = None) -> dict[str, Any]:
+        """Render one group (members in one query, only when projected)."""
+        return self.render_many([group], projection)[0]
+
+    def render_many(self, groups: list[Group], projection: Projection | None = None) -> list[dict[str, Any]]:
+        """Render several groups; all their members come from a single query."""
+        projection = projection or Projection(RESOURCE)
+        members = self._groups.members_of([g.id for g in groups]) if projection.wants("members") else None
+        rendered = []
+        for group in groups:
+            refs = None
+            if members is not None:
+                refs = [MemberRef(mid, kind, display) for mid, kind, display in members.get(group.id, [])]
+            rendered.append(projection.apply(to_scim_group(group, self._base_url, refs)))
+        return rendered
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def create(self, body: Any) -> Group:
+        """Create a group from a POST body, with its initial members."""
+        data = normalize(body, RESOURCE, self._options)
+        self._check_unique(data, None)
+        members = self.resolve_members(data.get("members") or [], None)
+        now = utcnow()
+        group = Group(id=uuid.uuid4(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now,
+                      display_name=data["displayName"], display_name_key=fold(data["displayName"]) or "",
+                      external_id=data.get("externalId"))
+        self._groups.add(group)
+        self._flush()
+        self._groups.add_members(group.id, members.user_ids, members.group_ids)
+        return group
+
+    def replace(self, group_id: str, body: Any, if_match: str | None = None) -> Group:
+        """Replace a group from a PUT body: name, externalId and the exact member set."""
+        group = self._load(group_id, for_update=True)
+        check_if_match(if_match, group.version)
+        data = normalize(body, RESOURCE, self._options)
+        self._check_unique(data, group.id)
+        group.display_name = data["displayName"]
+        group.display_name_key = fold(group.display_name) or ""
+        group.external_id = data.get("externalId")
+        members = self.resolve_members(data.get("members") or [], group.id)
+        self.set_members(group, members)
+        self.touch(group)
+        self._flush()
+        return group
+
+    def delete(self, group_id: str, if_match: str | None = None) -> None:
+        """Delete a group and every membership that names it."""
+        group = self._load(group_id, for_update=True)
+        check_if_match(if_match, group.version)
+        self._groups.delete(group)
+        self._session.flush()
+
+    def set_members(self, group: Group, members: MemberSet) -> None:
+        """Make the member set exactly *members*: only the difference is written."""
+        current = self._groups.member_ids(group.id)
+        wanted = members.all_ids
+        self._groups.remove_members(group.id, list(current - wanted))
+        self._groups.add_members(group.id, [u for u in members.user_ids if u not in current],
+                                 [g for g in members.group_ids if g not in current])
+
+    def resolve_members(self, members: Iterable[dict[str, Any]], group_id: uuid.UUID | None) -> MemberSet:
+        """Check that every member exists in this tenant; 400 ``invalidValue`` naming those that do not."""
+        wanted: dict[uuid.UUID, str | None] = {}
+        unknown: list[str] = []
+        for member in members:
+            raw = member.get("value")
+            parsed = parse_id(raw)
+            if parsed is None:
+                unknown.append(str(raw))
+                continue
+            kind = member.get("type")
+            if kind is not None and kind not in ("User", "Group"):
+                raise InvalidValue(f"member type must be 'User' or 'Group', not '{kind}'")
+            wanted[parsed] = kind
+        if group_id is not None and group_id in wanted:
+            raise InvalidValue("a group cannot be a member of itself")
+        ids = list(wanted)
+        user_ids = self._users.existing_ids([i for i in ids if wanted[i] != "Group"])
+        group_ids = self._groups.existing_ids([i for i in ids if wanted[i] != "User" and i not in user_ids])
+        unknown += [str(i) for i in ids if i not in user_ids and i not in group_ids]
+        if unknown:
+            shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+            raise InvalidValue(f"unknown member(s): {shown}")
+        return MemberSet([i for i in ids if i in user_ids], [i for i in ids if i in group_ids])
+
+    def touch(self, group: Group) -> None:
+        """Record a change: bump the version and lastModified."""
+        group.version = group.version + 1
+        group.last_modified = utcnow()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _load(self, group_id: str, for_update: bool = False) -> Group:
+        parsed = parse_id(group_id)
+        group = None
+        if parsed is not None:
+            group = self._groups.get_for_update(parsed) if for_update else self._groups.get(parsed)
+        if group is None:
+            raise NotFound(f"Group {group_id} not found")
+        return group
+
+    def _check_unique(self, data: dict[str, Any], own_id: uuid.UUID | None) -> None:
+        other = self._groups.id_by_display_name(data["displayName"])
+        if other is not None and other != own_id:
+            raise Uniqueness(f"displayName '{data['displayName']}' is already in use")
+        external_id = data.get("externalId")
+        if external_id is not None:
+            other = self._groups.id_by_external_id(external_id)
+            if other is not None and other != own_id:
+                raise Uniqueness(f"externalId '{external_id}' is already in use by another Group")
+
+    def _flush(self) -> None:
+        try:
+            self._session.flush()
+        except IntegrityError as exc:
+            raise Uniqueness("displayName or externalId is already in use") from exc

@@ -1,0 +1,48 @@
+"""List/search requests (RFC 7644 §3.4.2) as a typed value, independent of HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from scim_bridge.scim import schema as s
+from scim_bridge.scim.filter.ast import AttrPath
+from scim_bridge.scim.filter.ast import Filter
+from scim_bridge.scim.projection import Projection
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A parsed list or ``.search`` request."""
+
+    filter: Filter | None = None
+    sort_by: AttrPath | None = None
+    descending: bool = False
+    start_index: int = 1
+    count: int = 100
+    attributes: list[AttrPath] = field(default_factory=list)
+    excluded_attributes: list[AttrPath] = field(default_factory=list)
+
+    def projection(self, resource_type: s.ResourceType) -> Projection:
+        """Return the response projection for *resource_type*."""
+        return Projection.build(resource_type, self.attributes, self.excluded_attributes)
+
+
+@dataclass(frozen=True, slots=True)
+class ListResult:
+    """One page of results and the total number of matches."""
+
+    total: int
+    start_index: int
+    resources: list[dict[str, Any]]
+
+    def to_scim(self) -> dict[str, Any]:
+        """Render as a ListResponse (RFC 7644 §3.4.2); paging fields are JSON integers."""
+        return {
+            "schemas": [s.LIST_RESPONSE_SCHEMA],
+            "totalResults": self.total,
+            "startIndex": self.start_index,
+            "itemsPerPage": len(self.resources),
+            "Resources": self.resources,
+        }

@@ -1,0 +1,174 @@
+"""User service: create, read, replace, delete and list SCIM Users within one tenant."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from scim_bridge.domain.errors import NotFound
+from scim_bridge.domain.errors import PreconditionFailed
+from scim_bridge.domain.errors import Uniqueness
+from scim_bridge.domain.mapping import GroupRef
+from scim_bridge.domain.mapping import apply_scim_user
+from scim_bridge.domain.mapping import to_scim_user
+from scim_bridge.domain.mapping import user_values_from_scim
+from scim_bridge.domain.passwords import hash_password
+from scim_bridge.domain.query import ListQuery
+from scim_bridge.domain.query import ListResult
+from scim_bridge.scim import schema as s
+from scim_bridge.scim.projection import Projection
+from scim_bridge.scim.resource import Options
+from scim_bridge.scim.resource import normalize
+from scim_bridge.storage import scim_sql
+from scim_bridge.storage.base import utcnow
+from scim_bridge.storage.models import User
+from scim_bridge.storage.repositories.common import parse_id
+from scim_bridge.storage.repositories.users import UserRepository
+
+RESOURCE = s.USER_RESOURCE
+
+
+class UserService:
+    """SCIM Users of one tenant. Services flush; the unit of work commits."""
+
+    def __init__(self, session: Session, tenant_id: uuid.UUID, base_url: str,
+                 options: Options | None = None) -> None:
+        self._session = session
+        self._tenant_id = tenant_id
+        self._base_url = base_url
+        self._options = options or Options()
+        self._users = UserRepository(session, tenant_id)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, user_id: str, projection: Projection | None = None) -> dict[str, Any]:
+        """Return the user *user_id* as a SCIM resource, or raise 404."""
+        user = self._load(user_id)
+        return self.render(user, projection)
+
+    def version_of(self, user_id: str) -> str:
+        """Return the current ETag of the user (404 when missing)."""
+        return f'W/"{self._load(user_id).version}"'
+
+    def list(self, query: ListQuery) -> ListResult:
+        """Return one page of users matching the query (filtering, sorting and paging in SQL)."""
+        where = scim_sql.compile_filter(RESOURCE, query.filter) if query.filter is not None else None
+        projection = query.projection(RESOURCE)
+        total = self._users.count(where)
+        if query.count == 0 or total == 0:
+            return ListResult(total, query.start_index, [])
+        order = scim_sql.order_by_clause(RESOURCE, query.sort_by, query.descending)
+        rows = self._users.page(where, order, query.start_index - 1, query.count)
+        return ListResult(total, query.start_index, self.render_many(rows, projection))
+
+    def render(self, user: User, projection: Projection | None = None) -> dict[str, Any]:
+        """Render one user, loading only what the projection needs."""
+        return self.render_many([user], projection)[0]
+
+    def render_many(self, users: list[User], projection: Projection | None = None) -> list[dict[str, Any]]:
+        """Render several users with one query per related table (never one per user)."""
+        projection = projection or Projection(RESOURCE)
+        ids = [u.id for u in users]
+        values = self._users.values_of(ids) if _wants_values(projection) else {}
+        groups = self._users.groups_of(ids) if projection.wants("groups") else None
+        rendered = []
+        for user in users:
+            refs = [GroupRef(gid, display) for gid, display in groups.get(user.id, [])] if groups is not None else None
+            body = to_scim_user(user, self._base_url, refs, values.get(user.id, []))
+            rendered.append(projection.apply(body))
+        return rendered
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def create(self, body: Any) -> User:
+        """Create a user from a POST body (RFC 7644 §3.3)."""
+        data = normalize(body, RESOURCE, self._options)
+        self._check_unique(data, None)
+        now = utcnow()
+        user = User(id=uuid.uuid4(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now)
+        apply_scim_user(user, data)
+        self._set_password(user, data)
+        self._users.add(user)
+        self._users.replace_values(user, user_values_from_scim(data, self._tenant_id))
+        self._flush()
+        return user
+
+    def replace(self, user_id: str, body: Any, if_match: str | None = None) -> User:
+        """Replace a user from a PUT body (RFC 7644 §3.5.1); readOnly attributes are kept."""
+        user = self._load(user_id, for_update=True)
+        check_if_match(if_match, user.version)
+        data = normalize(body, RESOURCE, self._options)
+        self._check_unique(data, user.id)
+        apply_scim_user(user, data)
+        self._set_password(user, data)
+        self._users.replace_values(user, user_values_from_scim(data, self._tenant_id))
+        self.touch(user)
+        self._flush()
+        return user
+
+    def delete(self, user_id: str, if_match: str | None = None) -> None:
+        """Delete a user; it leaves every group it was a member of."""
+        user = self._load(user_id, for_update=True)
+        check_if_match(if_match, user.version)
+        self._users.delete(user)
+        self._session.flush()
+
+    def touch(self, user: User) -> None:
+        """Record a change: bump the version and lastModified."""
+        user.version = user.version + 1
+        user.last_modified = utcnow()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _load(self, user_id: str, for_update: bool = False) -> User:
+        parsed = parse_id(user_id)
+        user = None
+        if parsed is not None:
+            user = self._users.get_for_update(parsed) if for_update else self._users.get(parsed)
+        if user is None:
+            raise NotFound(f"User {user_id} not found")
+        return user
+
+    def _check_unique(self, data: dict[str, Any], own_id: uuid.UUID | None) -> None:
+        other = self._users.id_by_user_name(data["userName"])
+        if other is not None and other != own_id:
+            raise Uniqueness(f"userName '{data['userName']}' is already in use")
+        external_id = data.get("externalId")
+        if external_id is not None:
+            other = self._users.id_by_external_id(external_id)
+            if other is not None and other != own_id:
+                raise Uniqueness(f"externalId '{external_id}' is already in use by another User")
+
+    def _set_password(self, user: User, data: dict[str, Any]) -> None:
+        password = data.get("password")
+        if password:
+            user.password_hash = hash_password(password)
+
+    def _flush(self) -> None:
+        try:
+            self._session.flush()
+        except IntegrityError as exc:
+            # A concurrent request won the race for a unique value after our check.
+            raise Uniqueness("userName or externalId is already in use") from exc
+
+
+def _wants_values(projection: Projection) -> bool:
+    from scim_bridge.domain.mapping import MULTI_VALUED
+
+    return any(projection.wants(attr) for attr in MULTI_VALUED)
+
+
+def check_if_match(if_match: str | None, version: int) -> None:
+    """Raise 412 when an ``If-Match`` header does not name the current version (RFC 7644 §3.14)."""
+    if if_match is None:
+        return
+    current = f'W/"{version}"'
+    candidates = [c.strip() for c in if_match.split(",")]
+    if "*" in candidates:
+        return
+    normalized = {c if c.startswith("W/") else f"W/{c}" for c in candidates}
+    if current not in normalized:
+        raise PreconditionFailed(f"resource version is {current}, not {if_match}")

@@ -1,0 +1,1 @@
+"""HTTP layer: blueprints that parse requests, call services and render responses."""

@@ -1,0 +1,76 @@
+"""App-wide error rendering: SCIM error JSON under ``/scim/v2``, plain JSON elsewhere; never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask import Response
+from flask import jsonify
+from flask import request
+from werkzeug.exceptions import HTTPException
+
+from scim_bridge.http.context import SCIM_PREFIX
+from scim_bridge.http.scim.responses import error_response
+from scim_bridge.scim.errors import ScimError
+from scim_bridge.scim.errors import TooLarge
+
+log = logging.getLogger("scim_bridge.errors")
+
+
+class _HttpScimError(ScimError):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status  # type: ignore[misc]
+
+
+def init_app(app: Flask) -> None:
+    """Register the error handlers."""
+    app.register_error_handler(ScimError, _scim_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _is_scim() -> bool:
+    return request.path == SCIM_PREFIX or request.path.startswith(SCIM_PREFIX + "/")
+
+
+def _scim_error(error: ScimError) -> Response:
+    headers = getattr(error, "headers", None)
+    if _is_scim():
+        return error_response(error, headers)
+    response = jsonify(error="error", error_description=error.detail)
+    response.status_code = error.status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    detail = {
+        404: "no such endpoint",
+        405: f"method {request.method} is not allowed on this endpoint",
+    }.get(status, error.description or error.name)
+    if status == 413:
+        scim_error: ScimError = TooLarge("the request body is larger than the configured limit")
+    else:
+        scim_error = _HttpScimError(status, detail)
+    if _is_scim():
+        response = error_response(scim_error)
+    else:
+        response = jsonify(error=error.name.lower().replace(" ", "_"), error_description=detail)
+        response.status_code = status
+    if status == 405 and error.get_response().headers.get("Allow"):
+        response.headers["Allow"] = error.get_response().headers["Allow"]
+    return response
+
+
+def _unexpected(error: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    generic = _HttpScimError(500, "internal server error")
+    if _is_scim():
+        return error_response(generic)
+    response = jsonify(error="server_error", error_description="internal server error")
+    response.status_code = 500
+    return response

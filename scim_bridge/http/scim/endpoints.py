@@ -1,0 +1,27 @@
+"""``/Users`` and ``/Groups``: the resource routes, bound to their services."""
+
+from __future__ import annotations
+
+from scim_bridge.domain.groups import GroupService
+from scim_bridge.domain.users import UserService
+from scim_bridge.http import context
+from scim_bridge.http.scim import bp
+from scim_bridge.http.scim.resources import register_resource
+from scim_bridge.scim.schema import GROUP_RESOURCE
+from scim_bridge.scim.schema import USER_RESOURCE
+from scim_bridge.storage.session import get_session
+
+
+def user_service() -> UserService:
+    """Return the user service of the current request's tenant."""
+    return UserService(get_session(), context.tenant().tenant_id, context.scim_base_url(), context.resource_options())
+
+
+def group_service() -> GroupService:
+    """Return the group service of the current request's tenant."""
+    return GroupService(get_session(), context.tenant().tenant_id, context.scim_base_url(),
+                        context.resource_options())
+
+
+register_resource(bp, USER_RESOURCE, user_service)
+register_resource(bp, GROUP_RESOURCE, group_service)

@@ -1,0 +1,136 @@
+"""The SCIM resource endpoints (RFC 7644 §3.2-§3.6), registered once per resource type.
+
+Users and Groups share every route shape; what differs is the service behind them, so the
+views are built by :func:`register_resource` instead of being written twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from typing import Protocol
+
+from flask import Blueprint
+from flask import Response
+from flask import request
+
+from scim_bridge.auth import require_oauth
+from scim_bridge.auth.tokens import SCIM_READ
+from scim_bridge.auth.tokens import SCIM_WRITE
+from scim_bridge.domain.query import ListQuery
+from scim_bridge.domain.query import ListResult
+from scim_bridge.http.scim.params import list_query_from_args
+from scim_bridge.http.scim.params import list_query_from_body
+from scim_bridge.http.scim.params import projection_args
+from scim_bridge.http.scim.params import read_json
+from scim_bridge.http.scim.responses import scim_response
+from scim_bridge.scim.projection import Projection
+from scim_bridge.scim.schema import ResourceType
+from scim_bridge.storage.session import unit_of_work
+
+
+class ResourceService(Protocol):
+    """What the views need of a resource service (UserService, GroupService)."""
+
+    def list(self, query: ListQuery) -> ListResult: ...
+    def get(self, resource_id: str, projection: Projection | None = None) -> dict[str, Any]: ...
+    def version_of(self, resource_id: str) -> str: ...
+    def create(self, body: Any) -> Any: ...
+    def replace(self, resource_id: str, body: Any, if_match: str | None = None) -> Any: ...
+    def patch(self, resource_id: str, body: Any, if_match: str | None = None) -> Any: ...
+    def delete(self, resource_id: str, if_match: str | None = None) -> None: ...
+    def render(self, row: Any, projection: Projection | None = None) -> dict[str, Any]: ...
+
+
+def register_resource(bp: Blueprint, resource_type: ResourceType, service: Callable[[], ResourceService]) -> None:
+    """Register list, search, get, create, replace, patch and delete for *resource_type*."""
+    endpoint = resource_type.endpoint
+    name = resource_type.name.lower()
+
+    def projection() -> Projection:
+        return Projection.build(resource_type, *projection_args())
+
+    @require_oauth(SCIM_READ)
+    def list_resources() -> Response:
+        return scim_response(service().list(list_query_from_args()).to_scim())
+
+    @require_oauth(SCIM_READ)
+    def search_resources() -> Response:
+        return scim_response(service().list(list_query_from_body()).to_scim())
+
+    @require_oauth(SCIM_READ)
+    def get_resource(resource_id: str) -> Response:
+        svc, wanted = service(), projection()
+        return not_modified_or(svc.version_of(resource_id),
+                               lambda: resource_response(svc.get(resource_id, wanted)))
+
+    @require_oauth(SCIM_WRITE)
+    def create_resource() -> Response:
+        body, wanted = read_json(), projection()
+        with unit_of_work():
+            svc = service()
+            rendered = svc.render(svc.create(body), wanted)
+        return resource_response(rendered, 201)
+
+    @require_oauth(SCIM_WRITE)
+    def replace_resource(resource_id: str) -> Response:
+        body, wanted = read_json(), projection()
+        with unit_of_work():
+            svc = service()
+            rendered = svc.render(svc.replace(resource_id, body, if_match()), wanted)
+        return resource_response(rendered)
+
+    @require_oauth(SCIM_WRITE)
+    def patch_resource(resource_id: str) -> Response:
+        body, wanted = read_json(), projection()
+        with unit_of_work():
+            svc = service()
+            rendered = svc.render(svc.patch(resource_id, body, if_match()), wanted)
+        return resource_response(rendered)
+
+    @require_oauth(SCIM_WRITE)
+    def delete_resource(resource_id: str) -> Response:
+        with unit_of_work():
+            service().delete(resource_id, if_match())
+        return Response(status=204)
+
+    item = f"{endpoint}/<resource_id>"
+    for rule, view, methods, doc in (
+        (endpoint, list_resources, ["GET"], f"List or filter {name}s."),
+        (f"{endpoint}/.search", search_resources, ["POST"], f"Search {name}s with a SearchRequest."),
+        (item, get_resource, ["GET"], f"Return one {name}."),
+        (endpoint, create_resource, ["POST"], f"Create a {name}."),
+        (item, replace_resource, ["PUT"], f"Replace a {name}."),
+        (item, patch_resource, ["PATCH"], f"Modify a {name} with a PatchOp."),
+        (item, delete_resource, ["DELETE"], f"Delete a {name}."),
+    ):
+        view.__doc__ = doc
+        bp.add_url_rule(rule, endpoint=f"{view.__name__}_{name}", view_func=view, methods=methods)
+
+
+def resource_response(body: dict[str, Any], status: int = 200) -> Response:
+    """Render a resource with its ``ETag`` (and ``Location`` on 201)."""
+    meta = body.get("meta") or {}
+    headers: dict[str, str] = {}
+    if meta.get("version"):
+        headers["ETag"] = meta["version"]
+    if status == 201 and meta.get("location"):
+        headers["Location"] = meta["location"]
+    return scim_response(body, status, headers)
+
+
+def not_modified_or(version: str, build: Callable[[], Response]) -> Response:
+    """Return 304 when ``If-None-Match`` names *version* (RFC 7644 §3.14), else ``build()``."""
+    header = request.headers.get("If-None-Match")
+    if header:
+        tags = {t.strip() for t in header.split(",")}
+        if "*" in tags or version in tags or version.removeprefix("W/") in tags:
+            response = Response(status=304)
+            response.headers["ETag"] = version
+            return response
+    return build()
+
+
+def if_match() -> str | None:
+    """Return the ``If-Match`` header, if any."""
+    return request.headers.get("If-Match")

@@ -1,0 +1,121 @@
+"""Typed, frozen settings read from the environment (``SCIM_BRIDGE_*``) and an optional TOML file.
+
+Nothing else in the package reads ``os.environ``: the app factory takes a :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+PREFIX = "SCIM_BRIDGE_"
+DEFAULT_SQLITE_PATH = Path("instance") / "scim_bridge.db"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{DEFAULT_SQLITE_PATH.resolve()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Service configuration. Each field maps to ``SCIM_BRIDGE_<FIELD_NAME_UPPER>``."""
+
+    database_url: str = field(default_factory=_default_database_url)
+    """SQLAlchemy URL; SQLite (default, under ``instance/``) or ``postgresql+psycopg://...``."""
+
+    secret_key: str = ""
+    """Flask secret key (sessions of the admin console); a random one is generated when empty."""
+
+    base_url: str = ""
+    """Public base URL (``https://host``) used in ``meta.location``; derived from the request when empty."""
+
+    max_page_size: int = 200
+    """Largest ``count`` a list request may return (advertised as ``filter.maxResults``)."""
+
+    default_page_size: int = 100
+    """Page size when the client does not send ``count``."""
+
+    discovery_public: bool = False
+    """Serve ``/ServiceProviderConfig``, ``/ResourceTypes`` and ``/Schemas`` without a token."""
+
+    max_request_bytes: int = 10 * 1024 * 1024
+    """Largest accepted request body (413 beyond)."""
+
+    sqlite_busy_timeout_ms: int = 30_000
+    """How long SQLite waits for a lock before failing a write."""
+
+    db_pool_size: int = 5
+    """Connection pool size per process (PostgreSQL)."""
+
+    log_level: str = "INFO"
+    """Level of the JSON request log."""
+
+    documentation_uri: str = "https://github.com/scim-bridge/scim-bridge#readme"
+    """``documentationUri`` in ServiceProviderConfig."""
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Build settings from an optional TOML file (``SCIM_BRIDGE_CONFIG``) overlaid by the environment."""
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        config_file = env.get(PREFIX + "CONFIG")
+        if config_file:
+            values.update(cls._read_toml(Path(config_file)))
+        for f in dataclasses.fields(cls):
+            key = PREFIX + f.name.upper()
+            if key in env:
+                values[f.name] = env[key]
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> Settings:
+        """Build settings from plain values, converting strings to each field's type."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for name, raw in values.items():
+            if name not in known:
+                raise SettingsError(f"unknown setting {name!r}")
+            kwargs[name] = _convert(name, known[name].type, raw)
+        return cls(**kwargs)
+
+    @staticmethod
+    def _read_toml(path: Path) -> dict[str, Any]:
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+        section = data.get("scim_bridge", data)
+        return {str(k).lower(): v for k, v in section.items()}
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with some fields changed (tests)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _convert(name: str, type_name: Any, raw: Any) -> Any:
+    type_name = str(type_name)
+    if type_name == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off", ""}:
+            return False
+        raise SettingsError(f"{PREFIX}{name.upper()}: expected a boolean, got {raw!r}")
+    if type_name == "int":
+        try:
+            return int(raw)
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"{PREFIX}{name.upper()}: expected an integer, got {raw!r}") from exc
+    return str(raw)

@@ -1,0 +1,1 @@
+"""Persistence: typed SQLAlchemy models, repositories, sessions and Alembic migrations."""

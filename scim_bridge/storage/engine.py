@@ -1,0 +1,62 @@
+"""Engine construction: SQLite in WAL mode with a busy timeout, PostgreSQL through psycopg 3."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy import create_engine
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+SQLITE_BEGIN_OPTION = "sqlite_begin"
+
+
+def build_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 5) -> Engine:
+    """Create the engine for *url*, with the per-dialect settings this service relies on."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False})
+        _configure_sqlite(engine, busy_timeout_ms)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    """Take over SQLite transaction control (SQLAlchemy's documented pysqlite recipe).
+
+    pysqlite's implicit BEGIN is deferred: two writers that both read first then deadlock on the
+    lock upgrade and one fails at once with SQLITE_BUSY, ignoring the busy timeout. Write units of
+    work therefore start with ``BEGIN IMMEDIATE`` (see ``SQLITE_BEGIN_OPTION``), which waits.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        # LIKE is case-sensitive on PostgreSQL; make SQLite agree, and lower() explicitly where
+        # an attribute is caseExact=false.
+        cursor.execute("PRAGMA case_sensitive_like=ON")
+        cursor.close()
+        # SQLite's built-in lower() only folds ASCII; use Python's so SQL and Python agree.
+        dbapi_connection.create_function("lower", 1, _py_lower, deterministic=True)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _py_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value

@@ -1,0 +1,113 @@
+"""Queries over users and their multi-valued attributes."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from scim_bridge.storage.models import Group
+from scim_bridge.storage.models import GroupMember
+from scim_bridge.storage.models import User
+from scim_bridge.storage.models import UserValue
+from scim_bridge.storage.repositories.common import chunked
+
+
+class UserRepository:
+    """Tenant-scoped access to users."""
+
+    def __init__(self, session: Session, tenant_id: uuid.UUID) -> None:
+        self._session = session
+        self._tenant_id = tenant_id
+
+    def get(self, user_id: uuid.UUID) -> User | None:
+        """Return the user *user_id* of this tenant, or ``None``."""
+        stmt = select(User).where(User.tenant_id == self._tenant_id, User.id == user_id)
+        return self._session.scalars(stmt).one_or_none()
+
+    def get_for_update(self, user_id: uuid.UUID) -> User | None:
+        """Return the user *user_id*, locked for the rest of the transaction on PostgreSQL."""
+        stmt = select(User).where(User.tenant_id == self._tenant_id, User.id == user_id).with_for_update()
+        return self._session.scalars(stmt).one_or_none()
+
+    def id_by_user_name(self, user_name: str) -> uuid.UUID | None:
+        """Return the id of the user whose userName matches case-insensitively."""
+        stmt = select(User.id).where(User.tenant_id == self._tenant_id, User.user_name_key == user_name.lower())
+        return self._session.scalars(stmt).one_or_none()
+
+    def id_by_external_id(self, external_id: str) -> uuid.UUID | None:
+        """Return the id of the user with this externalId (caseExact)."""
+        stmt = select(User.id).where(User.tenant_id == self._tenant_id, User.external_id == external_id)
+        return self._session.scalars(stmt).one_or_none()
+
+    def existing_ids(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Return which of *ids* are users of this tenant."""
+        found: set[uuid.UUID] = set()
+        for batch in chunked(dict.fromkeys(ids)):
+            stmt = select(User.id).where(User.tenant_id == self._tenant_id, User.id.in_(batch))
+            found.update(self._session.scalars(stmt))
+        return found
+
+    def count(self, where: ColumnElement[bool] | None) -> int:
+        """Count the tenant's users matching *where*."""
+        stmt = select(func.count()).select_from(User).where(User.tenant_id == self._tenant_id)
+        if where is not None:
+            stmt = stmt.where(where)
+        return int(self._session.scalar(stmt) or 0)
+
+    def page(self, where: ColumnElement[bool] | None, order_by: Sequence[ColumnElement[object]],
+             offset: int, limit: int) -> list[User]:
+        """Return one page of the tenant's users matching *where*."""
+        stmt = select(User).where(User.tenant_id == self._tenant_id)
+        if where is not None:
+            stmt = stmt.where(where)
+        stmt = stmt.order_by(*order_by).offset(offset).limit(limit)
+        return list(self._session.scalars(stmt))
+
+    def values_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[UserValue]]:
+        """Return the multi-valued attribute rows of several users in one query."""
+        grouped: dict[uuid.UUID, list[UserValue]] = defaultdict(list)
+        if not user_ids:
+            return grouped
+        stmt = (select(UserValue)
+                .where(UserValue.tenant_id == self._tenant_id, UserValue.user_id.in_(user_ids))
+                .order_by(UserValue.user_id, UserValue.attribute, UserValue.position))
+        for row in self._session.scalars(stmt):
+            grouped[row.user_id].append(row)
+        return grouped
+
+    def groups_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[tuple[uuid.UUID, str]]]:
+        """Return the direct groups (id, displayName) of several users in one query."""
+        grouped: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = defaultdict(list)
+        if not user_ids:
+            return grouped
+        stmt = (select(GroupMember.user_id, Group.id, Group.display_name)
+                .join(Group, Group.id == GroupMember.group_id)
+                .where(GroupMember.tenant_id == self._tenant_id, GroupMember.user_id.in_(user_ids))
+                .order_by(Group.display_name_key, Group.id))
+        for user_id, group_id, display in self._session.execute(stmt):
+            grouped[user_id].append((group_id, display))
+        return grouped
+
+    def replace_values(self, user: User, rows: list[UserValue]) -> None:
+        """Replace every multi-valued attribute row of *user* with *rows*."""
+        self._session.execute(delete(UserValue).where(UserValue.user_id == user.id))
+        for row in rows:
+            row.user_id = user.id
+        self._session.add_all(rows)
+
+    def add(self, user: User) -> None:
+        """Stage a new user."""
+        self._session.add(user)
+
+    def delete(self, user: User) -> None:
+        """Delete *user*; memberships and values go with it (ON DELETE CASCADE)."""
+        self._session.execute(delete(GroupMember).where(GroupMember.user_id == user.id))
+        self._session.execute(delete(UserValue).where(UserValue.user_id == user.id))
+        self._session.delete(user)
