@@ -201,3 +201,60 @@ def scim(client: FlaskClient, token: str) -> ScimClient:
 def other_scim(client: FlaskClient, storage: Storage) -> ScimClient:
     """Return a SCIM client of a second, unrelated tenant."""
     return ScimClient(client, new_token(storage, new_tenant(storage)))
+
+
+@dataclass
+class LiveServer:
+    """A real gunicorn serving the app on the test database."""
+
+    url: str
+    process: Any
+
+
+def free_port() -> int:
+    """Return a free TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """Serve the app with gunicorn (production config, 3 workers) on the backend's database."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    port = free_port()
+    log = (tmp_path_factory.mktemp("gunicorn") / "gunicorn.log").open("w")
+    env = {**os.environ, "SCIM_BRIDGE_DATABASE_URL": database_url, "GUNICORN_WORKERS": "3",
+           "SCIM_BRIDGE_LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"gunicorn did not start; see {log.name}")
+        time.sleep(0.2)
+    yield LiveServer(url, process)
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()

@@ -92,16 +92,23 @@ class ScimResourceProtector(ResourceProtector):
 
     def raise_error_response(self, error: OAuth2Error) -> NoReturn:
         """Raise a :class:`ScimAuthError` carrying the status and ``WWW-Authenticate`` header."""
-        headers = dict(error.get_headers())
+        headers: dict[str, str] = {}
         status = error.status_code or 401
-        if status == 401 and "WWW-Authenticate" not in headers:
-            headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
+        code = error.error or ""
+        if status == 401:
+            # RFC 6750 §3: no error code when the request carried no credentials at all.
+            challenge = f'Bearer realm="{REALM}"'
+            if code not in ("missing_authorization", "unsupported_token_type"):
+                challenge += f', error="{code or "invalid_token"}"'
+            headers["WWW-Authenticate"] = challenge
+        elif code == "insufficient_scope":
+            headers["WWW-Authenticate"] = f'Bearer realm="{REALM}", error="insufficient_scope"'
         description = {
             "missing_authorization": "Authorization header with a Bearer token is required",
             "unsupported_token_type": "only Bearer tokens are supported",
             "invalid_token": "the access token is invalid, expired or revoked",
             "insufficient_scope": "the access token lacks the scope this request needs",
-        }.get(error.error or "", error.description or error.error or "unauthorized")
+        }.get(code, error.description or code or "unauthorized")
         g.auth_failure = error.error
         raise ScimAuthError(description, status, headers)
 

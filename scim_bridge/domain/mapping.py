@@ -143,7 +143,7 @@ def _group_values(values: Iterable[UserValue]) -> dict[str, list[dict[str, Any]]
         element: dict[str, Any] = {}
         for attr, column in sub_columns(row.attribute).items():
             value = getattr(row, column)
-            if value is None or (attr == "primary" and value is False):
+            if value is None:
                 continue
             element[attr] = value
         if row.attribute != "addresses" and row.display is not None:
@@ -152,15 +152,17 @@ def _group_values(values: Iterable[UserValue]) -> dict[str, list[dict[str, Any]]
     return grouped
 
 
-def apply_scim_user(user: User, data: dict[str, Any]) -> None:
+def apply_scim_user(user: User, data: dict[str, Any], *, defaults: bool = True) -> None:
     """Set every column of *user* from canonical SCIM *data* (full replace; absent means unset).
 
-    Multi-valued attributes are handled by :func:`user_values_from_scim`.
+    With *defaults* (POST and PUT, RFC 7644 §3.5.1 "set to default"), an absent ``active`` is
+    true; a PATCH that removes ``active`` leaves it unassigned. Multi-valued attributes are
+    handled by :func:`user_values_from_scim`.
     """
     for attr, column in USER_COLUMNS.items():
         value = data.get(attr)
-        if attr == "active":
-            value = True if value is None else value
+        if attr == "active" and value is None and defaults:
+            value = True
         setattr(user, column, value)
     user.user_name_key = fold(user.user_name) or ""
     name = data.get("name") or {}
@@ -179,13 +181,13 @@ def user_values_from_scim(data: dict[str, Any], tenant_id: uuid.UUID) -> list[Us
     rows: list[UserValue] = []
     for attribute in MULTI_VALUED:
         for position, element in enumerate(data.get(attribute) or []):
-            row = UserValue(tenant_id=tenant_id, attribute=attribute, position=position, primary=False)
+            row = UserValue(tenant_id=tenant_id, attribute=attribute, position=position)
             for attr, column in sub_columns(attribute).items():
                 if attr in element:
                     setattr(row, column, element[attr])
             if attribute != "addresses":
                 row.display = element.get("display")
-            row.primary = bool(element.get("primary", False))
+            row.primary = element.get("primary")
             row.value_key = fold(row.value) if attribute != "x509Certificates" else row.value
             rows.append(row)
     return rows

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from scim_bridge.domain.errors import NotFound
 from scim_bridge.domain.errors import PreconditionFailed
 from scim_bridge.domain.errors import Uniqueness
+from scim_bridge.domain.mapping import MULTI_VALUED
 from scim_bridge.domain.mapping import GroupRef
 from scim_bridge.domain.mapping import apply_scim_user
 from scim_bridge.domain.mapping import to_scim_user
@@ -19,6 +20,8 @@ from scim_bridge.domain.passwords import hash_password
 from scim_bridge.domain.query import ListQuery
 from scim_bridge.domain.query import ListResult
 from scim_bridge.scim import schema as s
+from scim_bridge.scim.patch import apply_patch
+from scim_bridge.scim.patch import parse_patch_request
 from scim_bridge.scim.projection import Projection
 from scim_bridge.scim.resource import Options
 from scim_bridge.scim.resource import normalize
@@ -109,6 +112,27 @@ class UserService:
         self._flush()
         return user
 
+    def patch(self, user_id: str, body: Any, if_match: str | None = None) -> User:
+        """Apply a PatchOp (RFC 7644 §3.5.2) atomically; only a real change bumps the version."""
+        operations = parse_patch_request(body)
+        user = self._load(user_id, for_update=True)
+        check_if_match(if_match, user.version)
+        values = self._users.values_of([user.id]).get(user.id, [])
+        current = to_scim_user(user, self._base_url, None, values)
+        result = apply_patch(current, operations, RESOURCE, ignore_unknown=self._options.ignore_unknown)
+        if not result.changed_attributes:
+            return user
+        data = normalize(result.resource, RESOURCE, self._options)
+        self._check_unique(data, user.id)
+        apply_scim_user(user, data, defaults=False)
+        if result.password:
+            user.password_hash = hash_password(result.password)
+        if any(name in MULTI_VALUED for name in result.changed_attributes):
+            self._users.replace_values(user, user_values_from_scim(data, self._tenant_id))
+        self.touch(user)
+        self._flush()
+        return user
+
     def delete(self, user_id: str, if_match: str | None = None) -> None:
         """Delete a user; it leaves every group it was a member of."""
         user = self._load(user_id, for_update=True)
@@ -156,8 +180,6 @@ class UserService:
 
 
 def _wants_values(projection: Projection) -> bool:
-    from scim_bridge.domain.mapping import MULTI_VALUED
-
     return any(projection.wants(attr) for attr in MULTI_VALUED)
 
 

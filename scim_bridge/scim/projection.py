@@ -17,12 +17,15 @@ class Projection:
     resource_type: s.ResourceType
     include: frozenset[tuple[str, str, str | None]] = frozenset()
     exclude: frozenset[tuple[str, str, str | None]] = frozenset()
+    restricted: bool = False
+    """``attributes`` was given: only those (and ``returned: always``) are returned, even if none resolved."""
 
     @classmethod
     def build(cls, resource_type: s.ResourceType, attributes: list[AttrPath] | None,
               excluded: list[AttrPath] | None) -> Projection:
         """Resolve the requested paths; unknown attributes are ignored as RFC 7644 §3.4.2.5 allows."""
-        return cls(resource_type, _resolve_all(resource_type, attributes), _resolve_all(resource_type, excluded))
+        return cls(resource_type, _resolve_all(resource_type, attributes), _resolve_all(resource_type, excluded),
+                   restricted=bool(attributes))
 
     def wants(self, attr_name: str, schema_urn: str | None = None) -> bool:
         """Tell whether the response includes top-level attribute *attr_name* (to skip loading it)."""
@@ -40,7 +43,7 @@ class Projection:
             return False
         if attr.returned == "always" or (sub is not None and leaf.returned == "always"):
             return True
-        if self.include:
+        if self.restricted:
             if sub is None:
                 return any(u == urn and a == attr.name for u, a, _ in self.include)
             return (urn, attr.name, None) in self.include or (urn, attr.name, sub.name) in self.include

@@ -20,7 +20,7 @@ READ_ONLY = "readOnly"
 
 # Sub-attributes that identity providers are known to send on member objects without being
 # part of the schema (Entra's "displayName" instead of "display", RFC 7644 examples with "type").
-_TOLERATED_MEMBER_KEYS = {"displayname", "operation"}
+_TOLERATED_MEMBER_KEYS = {"operation"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +147,8 @@ def check_single(attr: s.Attribute, value: Any, where: str, options: Options = O
         out: dict[str, Any] = {}
         for key, item in value.items():
             sub = attr.sub(key)
+            if sub is None and attr.name == "members" and key.lower() == "displayname":
+                sub = attr.sub("display")  # Entra sends "displayName" on members (Q9)
             if sub is None:
                 if options.ignore_unknown or (attr.name == "members" and key.lower() in _TOLERATED_MEMBER_KEYS):
                     continue

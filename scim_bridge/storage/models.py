@@ -59,7 +59,7 @@ class User(Base):
     preferred_language: Mapped[str | None] = mapped_column(String(64))
     locale: Mapped[str | None] = mapped_column(String(64))
     timezone: Mapped[str | None] = mapped_column(String(64))
-    active: Mapped[bool] = mapped_column(default=True)
+    active: Mapped[bool | None] = mapped_column(default=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
 
     name_formatted: Mapped[str | None] = mapped_column(String(512))
@@ -101,7 +101,7 @@ class UserValue(Base):
     value_key: Mapped[str | None] = mapped_column(String(4096))
     display: Mapped[str | None] = mapped_column(String(512))
     type: Mapped[str | None] = mapped_column(String(64))
-    primary: Mapped[bool] = mapped_column(default=False)
+    primary: Mapped[bool | None]
     formatted: Mapped[str | None] = mapped_column(String(1024))
     street_address: Mapped[str | None] = mapped_column(String(512))
     locality: Mapped[str | None] = mapped_column(String(255))
@@ -148,6 +148,8 @@ class GroupMember(Base):
     member_group_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("groups.id", ondelete="CASCADE"), index=True
     )
+    # members' sub-attributes are immutable (RFC 7643 §4.2): display is kept as the client sent it.
+    display: Mapped[str | None] = mapped_column(String(512))
     created: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -20,18 +20,21 @@ def test_okta_push_group(scim):
 def test_members_carry_value_ref_display_type(scim):
     user = scim.create_user("jdoe", displayName="John Doe")
     inner = scim.create_group("inner")
-    outer = scim.create_group("outer", [user["id"], inner["id"]])
-    members = {m["value"]: m for m in outer["members"]}
+    response = scim.post("/Groups", {"displayName": "outer", "members": [
+        {"value": user["id"], "display": "John Doe"}, {"value": inner["id"], "displayName": "inner"}]})
+    members = {m["value"]: m for m in response.get_json()["members"]}
     assert members[user["id"]] == {"value": user["id"], "$ref": f"http://localhost/scim/v2/Users/{user['id']}",
                                    "display": "John Doe", "type": "User"}
     assert members[inner["id"]]["type"] == "Group" and members[inner["id"]]["display"] == "inner"
     assert members[inner["id"]]["$ref"].endswith(f"/Groups/{inner['id']}")
 
 
-def test_member_display_falls_back_to_user_name(scim):
-    user = scim.create_user("plain")
+def test_member_display_is_kept_as_sent(scim):
+    """members' sub-attributes are immutable (RFC 7643 §4.2): no display is invented."""
+    user = scim.create_user("plain", displayName="Plain User")
     group = scim.create_group("g", [user["id"]])
-    assert group["members"][0]["display"] == "plain"
+    assert group["members"][0] == {"value": user["id"], "$ref": f"http://localhost/scim/v2/Users/{user['id']}",
+                                   "type": "User"}
 
 
 @pytest.mark.parametrize("member", [{"value": "nope"}, {"value": "00000000-0000-0000-0000-000000000001"}])

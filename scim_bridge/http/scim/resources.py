@@ -85,7 +85,12 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
         body, wanted = read_json(), projection()
         with unit_of_work():
             svc = service()
-            rendered = svc.render(svc.patch(resource_id, body, if_match()), wanted)
+            row = svc.patch(resource_id, body, if_match())
+            # RFC 7644 §3.5.2 lets PATCH answer 204; we do when the client asks for a minimal
+            # response (RFC 7240 "Prefer: return=minimal"), and return the resource otherwise.
+            if wants_minimal():
+                return Response(status=204, headers={"ETag": f'W/"{row.version}"'})
+            rendered = svc.render(row, wanted)
         return resource_response(rendered)
 
     @require_oauth(SCIM_WRITE)
@@ -129,6 +134,12 @@ def not_modified_or(version: str, build: Callable[[], Response]) -> Response:
             response.headers["ETag"] = version
             return response
     return build()
+
+
+def wants_minimal() -> bool:
+    """Tell whether the client sent ``Prefer: return=minimal`` (RFC 7240 §4.2)."""
+    prefer = request.headers.get("Prefer", "")
+    return any(part.strip().lower() == "return=minimal" for part in prefer.split(","))
 
 
 def if_match() -> str | None:

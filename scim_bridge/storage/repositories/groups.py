@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement
@@ -14,13 +15,13 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm import aliased
 
 from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import Group
 from scim_bridge.storage.models import GroupMember
 from scim_bridge.storage.models import User
 from scim_bridge.storage.repositories.common import chunked
+from scim_bridge.storage.scim_sql import MEMBER_GROUP
 from scim_bridge.storage.repositories.common import insert_ignoring_conflicts
 
 
@@ -91,38 +92,34 @@ class GroupRepository:
     def _member_rows(self, group_ids: Sequence[uuid.UUID]) -> Iterator[tuple[uuid.UUID, uuid.UUID, str, str | None]]:
         if not group_ids:
             return
-        member_group = aliased(Group)
         stmt = (
             select(
                 GroupMember.group_id,
                 func.coalesce(GroupMember.user_id, GroupMember.member_group_id),
                 case((GroupMember.user_id.is_not(None), "User"), else_="Group"),
-                func.coalesce(User.display_name, User.user_name, member_group.display_name),
+                GroupMember.display,
             )
-            .outerjoin(User, User.id == GroupMember.user_id)
-            .outerjoin(member_group, member_group.id == GroupMember.member_group_id)
             .where(GroupMember.tenant_id == self._tenant_id, GroupMember.group_id.in_(group_ids))
             .order_by(GroupMember.group_id, GroupMember.id)
         )
         for row in self._session.execute(stmt.execution_options(yield_per=2000)):
             yield row[0], row[1], row[2], row[3]
 
-    def add_members(self, group_id: uuid.UUID, user_ids: Sequence[uuid.UUID],
-                    group_ids: Sequence[uuid.UUID]) -> int:
+    def add_members(self, group_id: uuid.UUID, user_ids: Sequence[uuid.UUID], group_ids: Sequence[uuid.UUID],
+                    displays: Mapping[uuid.UUID, str] | None = None) -> int:
         """Add members, ignoring those already present; return how many were added."""
         now = utcnow()
-        added = insert_ignoring_conflicts(
-            self._session, GroupMember.__table__,  # type: ignore[arg-type]
-            [{"tenant_id": self._tenant_id, "group_id": group_id, "user_id": uid, "created": now}
-             for uid in dict.fromkeys(user_ids)],
-            ["group_id", "user_id"],
-        )
-        added += insert_ignoring_conflicts(
-            self._session, GroupMember.__table__,  # type: ignore[arg-type]
-            [{"tenant_id": self._tenant_id, "group_id": group_id, "member_group_id": gid, "created": now}
-             for gid in dict.fromkeys(group_ids)],
-            ["group_id", "member_group_id"],
-        )
+        displays = displays or {}
+
+        def rows(ids: Sequence[uuid.UUID], column: str) -> list[dict[str, object]]:
+            return [{"tenant_id": self._tenant_id, "group_id": group_id, column: mid, "created": now,
+                     "display": displays.get(mid)} for mid in dict.fromkeys(ids)]
+
+        table = GroupMember.__table__
+        added = insert_ignoring_conflicts(self._session, table, rows(user_ids, "user_id"),  # type: ignore[arg-type]
+                                          ["group_id", "user_id"])
+        added += insert_ignoring_conflicts(self._session, table,  # type: ignore[arg-type]
+                                           rows(group_ids, "member_group_id"), ["group_id", "member_group_id"])
         return added
 
     def remove_members(self, group_id: uuid.UUID, member_ids: Sequence[uuid.UUID]) -> int:
@@ -139,6 +136,17 @@ class GroupRepository:
     def remove_all_members(self, group_id: uuid.UUID) -> int:
         """Remove every member of the group."""
         return max(self._session.execute(delete(GroupMember).where(GroupMember.group_id == group_id)).rowcount or 0, 0)
+
+    def remove_members_where(self, group_id: uuid.UUID, where: ColumnElement[bool]) -> int:
+        """Remove the members matching *where* (from ``scim_sql.compile_member_filter``), selected in SQL."""
+        matching = (
+            select(GroupMember.id)
+            .outerjoin(User, User.id == GroupMember.user_id)
+            .outerjoin(MEMBER_GROUP, MEMBER_GROUP.id == GroupMember.member_group_id)
+            .where(GroupMember.group_id == group_id, where)
+        )
+        stmt = delete(GroupMember).where(GroupMember.id.in_(matching))
+        return max(self._session.execute(stmt).rowcount or 0, 0)
 
     def member_ids(self, group_id: uuid.UUID) -> set[uuid.UUID]:
         """Return the ids of every member of the group (used only by full replacement)."""
