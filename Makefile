@@ -6,6 +6,7 @@ PORT   ?= 8000
 HOST   ?= 127.0.0.1
 export SCIM_BRIDGE_DATABASE_URL ?= sqlite:///$(CURDIR)/instance/scim_bridge.db
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: run test install lint clean bench
 
@@ -27,6 +28,11 @@ run: install  ## migrate SQLite, ensure tenant "default", print URL + token, ser
 test: install  ## the whole suite; on PostgreSQL too when SCIM_BRIDGE_TEST_POSTGRES_URL is set
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+bench: install  ## load benchmark vs the bare Flask ceiling (docs/benchmarks.md); BENCH_ARGS="--users 1000000 --duration 30"
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk) \
+		|| echo "wrk could not be installed: using the Python load generator"
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check scim_bridge tests

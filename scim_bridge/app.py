@@ -5,13 +5,17 @@ from __future__ import annotations
 import secrets
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scim_bridge import auth
 from scim_bridge import cli
 from scim_bridge.http import errors as http_errors
+from scim_bridge.http import oauth
 from scim_bridge.http import ops
 from scim_bridge.http import request_log
+from scim_bridge.http.context import PROFILES_KEY
 from scim_bridge.http.scim import bp as scim_bp
+from scim_bridge.mappings.loader import load_profiles
 from scim_bridge.settings import Settings
 from scim_bridge.storage import session as storage_session
 from scim_bridge.storage.session import Storage
@@ -29,15 +33,23 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
         JSON_SORT_KEYS=False,
     )
     app.extensions[SETTINGS_KEY] = settings
+    # Mapping profiles are loaded once; an invalid one raises MappingError (file, key, problem) and
+    # the server refuses to start.
+    app.extensions[PROFILES_KEY] = load_profiles(settings.mappings_path())
     storage = storage or Storage.build(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms,
                                        pool_size=settings.db_pool_size)
     storage_session.init_app(app, storage)
-    auth.init_app(app)
+    auth.init_app(app, settings)
     request_log.init_app(app, settings.log_level)
     http_errors.init_app(app)
     app.register_blueprint(ops.bp)
     app.register_blueprint(scim_bp)
+    app.register_blueprint(oauth.bp)
     cli.register(app)
+    if settings.trusted_proxy_hops > 0:
+        # Remote address (rate limits, audit) and scheme (authlib refuses plain http) from the proxy.
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     return app
 
 

@@ -1,4 +1,5 @@
-"""The ``scim-bridge`` command line: database, tenants and tokens. Non-interactive, script-friendly.
+"""The ``scim-bridge`` command line: database, tenants, tokens, OAuth clients, audit, mapping profiles, orgs,
+variables and the event log. Non-interactive, script-friendly.
 
 Exit codes: 0 success, 1 refused (message on stderr), 2 usage error.
 """
@@ -6,15 +7,31 @@ Exit codes: 0 success, 1 refused (message on stderr), 2 usage error.
 from __future__ import annotations
 
 import json
+import sys
 import uuid
+from datetime import datetime
 from datetime import timedelta
+from pathlib import Path
 
 import click
 from flask import Flask
 
 from scim_bridge.auth import tokens
+from scim_bridge.auth.clients import ClientError
+from scim_bridge.auth.clients import ClientService
+from scim_bridge.domain import audit
+from scim_bridge.domain.events import read_events
+from scim_bridge.domain.orgs import OrgError
+from scim_bridge.domain.orgs import OrgService
+from scim_bridge.domain.tenants import DEFAULT_PROFILE
 from scim_bridge.domain.tenants import TenantError
 from scim_bridge.domain.tenants import TenantService
+from scim_bridge.mappings.loader import check_files
+from scim_bridge.mappings.loader import load_profile
+from scim_bridge.mappings.loader import load_profiles
+from scim_bridge.mappings.model import MappingError
+from scim_bridge.mappings.model import Profile
+from scim_bridge.scim.errors import ScimError
 from scim_bridge.settings import Settings
 from scim_bridge.settings import SettingsError
 from scim_bridge.storage import migrations
@@ -22,6 +39,7 @@ from scim_bridge.storage.session import Storage
 from scim_bridge.storage.session import cli_unit_of_work
 
 TENANT_SETTINGS = {"ignore_unknown_attributes": bool}
+CLI_ACTOR = "cli"
 
 
 class Context:
@@ -30,6 +48,7 @@ class Context:
     def __init__(self) -> None:
         self._settings: Settings | None = None
         self._storage: Storage | None = None
+        self._profiles: dict[str, Profile] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -48,6 +67,24 @@ class Context:
             self._storage = Storage.build(self.settings.database_url,
                                           busy_timeout_ms=self.settings.sqlite_busy_timeout_ms)
         return self._storage
+
+    @property
+    def profiles(self) -> dict[str, Profile]:
+        """Return the mapping profiles of the configured mappings directory (refuse if one is invalid)."""
+        if self._profiles is None:
+            try:
+                self._profiles = load_profiles(self.settings.mappings_path())
+            except MappingError as exc:
+                raise click.ClickException(str(exc)) from exc
+        return self._profiles
+
+    def profile(self, name: str) -> Profile:
+        """Return the loaded profile *name*."""
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise click.ClickException(f"mapping profile {name!r} is not loaded (check "
+                                       f"{self.settings.mappings_path()})") from None
 
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
@@ -103,19 +140,35 @@ def tenant() -> None:
 @click.argument("slug")
 @click.option("--name", help="Display name (default: the slug).")
 @click.option("--if-missing", is_flag=True, help="Succeed quietly when the tenant already exists.")
+@click.option("--profile", default=DEFAULT_PROFILE, show_default=True,
+              help="Mapping profile (a file in the mappings directory, without .toml).")
 @pass_ctx
-def tenant_create(ctx: Context, slug: str, name: str | None, if_missing: bool) -> None:
+def tenant_create(ctx: Context, slug: str, name: str | None, if_missing: bool, profile: str) -> None:
     """Create tenant SLUG."""
     with cli_unit_of_work(ctx.storage) as session:
-        service = TenantService(session)
+        service = TenantService(session, ctx.profiles)
         if if_missing and service.by_slug(slug) is not None:
             click.echo(f"tenant {slug} already exists")
             return
         try:
-            created = service.create(slug, name)
+            created = service.create(slug, name, profile=profile)
         except TenantError as exc:
             raise click.ClickException(str(exc)) from exc
-        click.echo(f"created tenant {created.slug} ({created.id})")
+        click.echo(f"created tenant {created.slug} ({created.id}), mapping profile {created.profile}")
+
+
+@tenant.command("set-profile")
+@click.argument("slug")
+@click.argument("profile")
+@pass_ctx
+def tenant_set_profile(ctx: Context, slug: str, profile: str) -> None:
+    """Select mapping profile PROFILE for tenant SLUG (it applies to the changes that follow)."""
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            TenantService(session, ctx.profiles).set_profile(slug, profile)
+        except TenantError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"{slug}: profile = {profile}")
 
 
 @tenant.command("list")
@@ -125,8 +178,8 @@ def tenant_list(ctx: Context, as_json: bool) -> None:
     """List tenants."""
     with cli_unit_of_work(ctx.storage) as session:
         for t in TenantService(session).all():
-            row = {"slug": t.slug, "name": t.name, "id": str(t.id), "settings": t.settings}
-            click.echo(json.dumps(row) if as_json else f"{t.slug}\t{t.name}\t{t.id}")
+            row = {"slug": t.slug, "name": t.name, "id": str(t.id), "profile": t.profile, "settings": t.settings}
+            click.echo(json.dumps(row) if as_json else f"{t.slug}\t{t.name}\t{t.id}\t{t.profile}")
 
 
 @tenant.command("set")
@@ -167,6 +220,8 @@ def token_create(ctx: Context, slug: str, scope: str, expires_in: int | None, de
                                        expires_in=timedelta(days=expires_in) if expires_in else None)
         except (TenantError, tokens.TokenError) as exc:
             raise click.ClickException(str(exc)) from exc
+        audit.record(session, audit.TOKEN_CREATE, audit.SUCCESS, tenant_id=tenant_row.id, client=CLI_ACTOR,
+                     resource_type="token", resource_id=str(minted.record.id), detail=f"scope '{minted.record.scope}'")
         expiry = minted.record.expires_at.isoformat() if minted.record.expires_at else "never"
         click.echo(f"token {minted.record.id} for tenant {slug}, scope '{minted.record.scope}', expires {expiry}")
     click.echo(minted.token)
@@ -214,7 +269,302 @@ def token_revoke(ctx: Context, slug: str, token_id: str) -> None:
         record = tokens.revoke_token(session, tenant_row.id, parsed)
         if record is None:
             raise click.ClickException(f"tenant {slug} has no token {token_id}")
+        audit.record(session, audit.TOKEN_REVOKE, audit.SUCCESS, tenant_id=tenant_row.id, client=CLI_ACTOR,
+                     resource_type="token", resource_id=token_id)
     click.echo(f"revoked token {token_id}")
+
+
+# -- OAuth clients --------------------------------------------------------------------------------
+
+@main.group()
+def client() -> None:
+    """OAuth 2.0 clients for the client credentials grant (secrets stored hashed, shown once)."""
+
+
+@client.command("create")
+@click.option("--tenant", "slug", required=True)
+@click.option("--name", required=True, help="What the client is (e.g. 'Entra ID production'); unique per tenant.")
+@click.option("--scope", default=tokens.DEFAULT_SCOPE, show_default=True, help="Scopes the client may request.")
+@click.option("--introspect", is_flag=True, help="Allow the client to use /oauth/introspect.")
+@pass_ctx
+def client_create(ctx: Context, slug: str, name: str, scope: str, introspect: bool) -> None:
+    """Register a client; print {"client_id", "client_secret"} as JSON (the secret is shown only now)."""
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            tenant_row = TenantService(session).require(slug)
+            issued = ClientService(session, CLI_ACTOR).create(tenant_row.id, name, scope, can_introspect=introspect)
+        except (TenantError, ClientError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps({"client_id": issued.client.client_id, "client_secret": issued.secret}))
+
+
+@client.command("list")
+@click.option("--tenant", "slug", required=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_ctx
+def client_list(ctx: Context, slug: str, as_json: bool) -> None:
+    """List a tenant's clients (never their secrets)."""
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            tenant_row = TenantService(session).require(slug)
+        except TenantError as exc:
+            raise click.ClickException(str(exc)) from exc
+        for c in ClientService(session, CLI_ACTOR).list(tenant_row.id):
+            row = {"client_id": c.client_id, "name": c.name, "scope": c.scope, "introspect": c.can_introspect,
+                   "state": "disabled" if c.disabled_at else "active", "created": c.created.isoformat(),
+                   "secret_rotated_at": c.secret_rotated_at.isoformat() if c.secret_rotated_at else None,
+                   "previous_secret_valid_until": _iso(c.previous_secret_expires_at)}
+            if as_json:
+                click.echo(json.dumps(row))
+            else:
+                click.echo("\t".join(str(row[k]) for k in ("client_id", "name", "scope", "state")))
+
+
+@client.command("rotate-secret")
+@click.option("--tenant", "slug", required=True)
+@click.option("--grace", type=click.IntRange(min=0),
+              help="Seconds the old secret keeps working [default: SCIM_BRIDGE_CLIENT_SECRET_GRACE_SECONDS].")
+@click.argument("client_id")
+@pass_ctx
+def client_rotate_secret(ctx: Context, slug: str, grace: int | None, client_id: str) -> None:
+    """Give CLIENT_ID a new secret; print it as JSON with the end of the old one's grace period."""
+    seconds = ctx.settings.client_secret_grace_seconds if grace is None else grace
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            tenant_row = TenantService(session).require(slug)
+            issued = ClientService(session, CLI_ACTOR).rotate_secret(tenant_row.id, client_id,
+                                                                     timedelta(seconds=seconds))
+        except (TenantError, ClientError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps({"client_id": issued.client.client_id, "client_secret": issued.secret,
+                           "previous_secret_valid_until": _iso(issued.client.previous_secret_expires_at)}))
+
+
+@client.command("disable")
+@click.option("--tenant", "slug", required=True)
+@click.argument("client_id")
+@pass_ctx
+def client_disable(ctx: Context, slug: str, client_id: str) -> None:
+    """Stop CLIENT_ID from getting tokens and revoke the ones it has."""
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            tenant_row = TenantService(session).require(slug)
+            revoked = ClientService(session, CLI_ACTOR).disable(tenant_row.id, client_id)
+        except (TenantError, ClientError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"disabled client {client_id}; revoked {revoked} token(s)")
+
+
+@client.command("enable")
+@click.option("--tenant", "slug", required=True)
+@click.argument("client_id")
+@pass_ctx
+def client_enable(ctx: Context, slug: str, client_id: str) -> None:
+    """Let a disabled CLIENT_ID get tokens again."""
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            tenant_row = TenantService(session).require(slug)
+            ClientService(session, CLI_ACTOR).enable(tenant_row.id, client_id)
+        except (TenantError, ClientError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"enabled client {client_id}")
+
+
+@client.command("delete")
+@click.option("--tenant", "slug", required=True)
+@click.argument("client_id")
+@pass_ctx
+def client_delete(ctx: Context, slug: str, client_id: str) -> None:
+    """Delete CLIENT_ID and revoke its tokens."""
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            tenant_row = TenantService(session).require(slug)
+            revoked = ClientService(session, CLI_ACTOR).delete(tenant_row.id, client_id)
+        except (TenantError, ClientError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"deleted client {client_id}; revoked {revoked} token(s)")
+
+
+# -- audit ----------------------------------------------------------------------------------------
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit log (writes and credential events; never secrets)."""
+
+
+@audit_group.command("tail")
+@click.option("--tenant", "slug", required=True)
+@click.option("-n", "--lines", "limit", type=click.IntRange(min=1, max=10_000), default=50, show_default=True)
+@click.option("--action", help="Only this action, or this prefix (e.g. 'user', 'client.auth_failed').")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_ctx
+def audit_tail(ctx: Context, slug: str, limit: int, action: str | None, as_json: bool) -> None:
+    """Print a tenant's most recent audit events, oldest first."""
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            tenant_row = TenantService(session).require(slug)
+        except TenantError as exc:
+            raise click.ClickException(str(exc)) from exc
+        for event in audit.tail(session, tenant_row.id, limit, action):
+            row = audit.to_dict(event)
+            if as_json:
+                click.echo(json.dumps(row))
+            else:
+                resource = "/".join(str(row[k]) for k in ("resource_type", "resource_id") if row[k])
+                click.echo("\t".join(str(v or "-") for v in (row["time"], row["action"], row["outcome"],
+                                                               row["client"], resource, row["request_id"],
+                                                               row["detail"])))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+# -- mapping profiles, orgs, variables, events ----------------------------------------------------
+
+@main.group()
+def mappings() -> None:
+    """Mapping profiles (mappings/*.toml): what pushed groups mean in Infinity."""
+
+
+@mappings.command("check")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def mappings_check(ctx: Context, files: tuple[Path, ...]) -> None:
+    """Validate FILES (default: every profile in the mappings directory); name file, key and problem."""
+    paths = list(files) or sorted(ctx.settings.mappings_path().glob("*.toml"))
+    if not paths:
+        raise click.ClickException(f"no mapping profile (*.toml) in {ctx.settings.mappings_path()}")
+    errors = {error.file: error for error in check_files(paths)}
+    for path in paths:
+        if str(path) in errors:
+            click.echo(f"error: {errors[str(path)]}", err=True)
+        else:
+            profile = load_profile(path)
+            click.echo(f"ok: {path} (profile {profile.name}: {profile.orgs.groups} groups, "
+                       f"org_id from {profile.orgs.org_id.source()}, {profile.membership.mode} membership)")
+    if errors:
+        sys.exit(1)
+
+
+@main.group("org")
+def org_group() -> None:
+    """Infinity organizations of a tenant (admin operations; changes are logged as events)."""
+
+
+def _org_service(ctx: Context, session: object, slug: str) -> OrgService:
+    try:
+        tenant_row = TenantService(session).require(slug)  # type: ignore[arg-type]
+    except TenantError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return OrgService(session, tenant_row.id, ctx.profile(tenant_row.profile))  # type: ignore[arg-type]
+
+
+@org_group.command("list")
+@click.option("--tenant", "slug", required=True)
+@pass_ctx
+def org_list(ctx: Context, slug: str) -> None:
+    """Print the tenant's organizations as JSON lines."""
+    with cli_unit_of_work(ctx.storage) as session:
+        for org in _org_service(ctx, session, slug).list():
+            click.echo(json.dumps({"org_id": org.org_id, "name": org.name, "source": org.source,
+                                   "group": str(org.group_id) if org.group_id else None,
+                                   "orphaned": org.orphaned, "name_locked": org.name_locked, "id": str(org.id)}))
+
+
+@org_group.command("create")
+@click.option("--tenant", "slug", required=True)
+@click.argument("org_id")
+@click.argument("name")
+@pass_ctx
+def org_create(ctx: Context, slug: str, org_id: str, name: str) -> None:
+    """Create organization ORG_ID called NAME by hand (a pushed group may link to it)."""
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            _org_service(ctx, session, slug).create(org_id, name)
+        except OrgError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"created organization {org_id}")
+
+
+@org_group.command("rename")
+@click.option("--tenant", "slug", required=True)
+@click.argument("org_id")
+@click.argument("name")
+@pass_ctx
+def org_rename(ctx: Context, slug: str, org_id: str, name: str) -> None:
+    """Rename organization ORG_ID as an admin (IdP renames then keep off it, per the profile)."""
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            _org_service(ctx, session, slug).rename(org_id, name)
+        except OrgError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"renamed organization {org_id}")
+
+
+@org_group.command("set-id")
+@click.option("--tenant", "slug", required=True)
+@click.argument("org_id")
+@click.argument("new_org_id")
+@pass_ctx
+def org_set_id(ctx: Context, slug: str, org_id: str, new_org_id: str) -> None:
+    """Change the Org ID of organization ORG_ID to NEW_ORG_ID."""
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            _org_service(ctx, session, slug).set_org_id(org_id, new_org_id)
+        except OrgError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"organization {org_id} is now {new_org_id}")
+
+
+@org_group.command("delete")
+@click.option("--tenant", "slug", required=True)
+@click.argument("org_id")
+@pass_ctx
+def org_delete(ctx: Context, slug: str, org_id: str) -> None:
+    """Delete organization ORG_ID and its memberships."""
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            _org_service(ctx, session, slug).delete(org_id)
+        except (OrgError, ScimError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"deleted organization {org_id}")
+
+
+@main.group("user")
+def user_group() -> None:
+    """Users as Infinity sees them."""
+
+
+@user_group.command("variables")
+@click.option("--tenant", "slug", required=True)
+@click.argument("user_name")
+@pass_ctx
+def user_variables(ctx: Context, slug: str, user_name: str) -> None:
+    """Print the resolved variables of USER_NAME (org_id, org_name, org_ids, role, department, extras) as JSON."""
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            variables = _org_service(ctx, session, slug).variables(user_name)
+        except OrgError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(variables, sort_keys=True))
+
+
+@main.command("events")
+@click.option("--tenant", "slug", required=True)
+@click.option("--after", "cursor", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Only events after this cursor (the last one applied).")
+@click.option("--limit", type=click.IntRange(min=1, max=100_000), default=1000, show_default=True)
+@pass_ctx
+def events_command(ctx: Context, slug: str, cursor: int, limit: int) -> None:
+    """Print the tenant's change log after CURSOR as JSON lines, oldest first."""
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            tenant_row = TenantService(session).require(slug)
+        except TenantError as exc:
+            raise click.ClickException(str(exc)) from exc
+        for event in read_events(session, tenant_row.id, cursor, limit):
+            click.echo(json.dumps(event))
 
 
 # -- bootstrap (make run) -------------------------------------------------------------------------
@@ -230,6 +580,8 @@ def bootstrap(ctx: Context, slug: str, base_url: str) -> None:
         service = TenantService(session)
         tenant_row = service.by_slug(slug) or service.create(slug, "Default workspace")
         minted = tokens.mint_token(session, tenant_row.id, description="make run", expires_in=timedelta(days=30))
+        audit.record(session, audit.TOKEN_CREATE, audit.SUCCESS, tenant_id=tenant_row.id, client=CLI_ACTOR,
+                     resource_type="token", resource_id=str(minted.record.id), detail="bootstrap")
     click.echo(f"SCIM base URL: {base_url.rstrip('/')}/scim/v2")
     click.echo(f"Tenant: {slug}")
     click.echo("Bearer token (valid 30 days):")
@@ -238,5 +590,6 @@ def bootstrap(ctx: Context, slug: str, base_url: str) -> None:
 
 def register(app: Flask) -> None:
     """Expose the same commands under ``flask --app wsgi``."""
-    for command in (db, tenant, token, bootstrap):
+    for command in (db, tenant, token, client, audit_group, mappings, org_group, user_group, events_command,
+                    bootstrap):
         app.cli.add_command(command)

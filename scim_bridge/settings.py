@@ -15,6 +15,8 @@ from typing import Any
 
 PREFIX = "SCIM_BRIDGE_"
 DEFAULT_SQLITE_PATH = Path("instance") / "scim_bridge.db"
+# The mapping profiles shipped with the project (top-level ``mappings/``, next to the package).
+DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
 
 
 class SettingsError(ValueError):
@@ -62,6 +64,39 @@ class Settings:
     documentation_uri: str = "https://github.com/scim-bridge/scim-bridge#readme"
     """``documentationUri`` in ServiceProviderConfig."""
 
+    oauth_token_lifetime_seconds: int = 3600
+    """Lifetime of access tokens issued by ``POST /oauth/token`` (RFC 6749 §5.1 ``expires_in``)."""
+
+    client_secret_grace_seconds: int = 0
+    """How long a client's previous secret keeps working after ``client rotate-secret`` (default: not at all)."""
+
+    rate_limit_per_minute: int = 6000
+    """Requests per minute per credential on token-protected routes (0 disables; 429 beyond)."""
+
+    token_rate_limit_per_minute: int = 600
+    """Requests per minute on ``/oauth/*``, per remote address and per authenticated client (0 disables)."""
+
+    failed_auth_delay_ms: int = 250
+    """First delay after repeated failed client authentication; doubles per failure (0 disables)."""
+
+    failed_auth_max_delay_ms: int = 2000
+    """Upper bound of the failed-authentication delay."""
+
+    failed_auth_window_seconds: int = 900
+    """How long failed client authentications are remembered for the delay."""
+
+    trusted_proxy_hops: int = 0
+    """Reverse proxies in front that set ``X-Forwarded-For``/``-Proto`` (the remote address for limits)."""
+
+    bulk_max_operations: int = 1000
+    """Most operations one ``POST /Bulk`` may carry (``bulk.maxOperations``; 413 ``tooLarge`` beyond)."""
+
+    bulk_max_payload_bytes: int = 1024 * 1024
+    """Largest ``POST /Bulk`` body (``bulk.maxPayloadSize``; 413 ``tooLarge`` beyond); capped by max_request_bytes."""
+
+    mappings_dir: str = ""
+    """Directory of the mapping profiles (``*.toml``); empty means the project's ``mappings/``."""
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Build settings from an optional TOML file (``SCIM_BRIDGE_CONFIG``) overlaid by the environment."""
@@ -96,6 +131,10 @@ class Settings:
             raise SettingsError(f"cannot read config file {path}: {exc}") from exc
         section = data.get("scim_bridge", data)
         return {str(k).lower(): v for k, v in section.items()}
+
+    def mappings_path(self) -> Path:
+        """Return the directory the mapping profiles are loaded from."""
+        return Path(self.mappings_dir) if self.mappings_dir else DEFAULT_MAPPINGS_DIR
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed (tests)."""

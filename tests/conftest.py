@@ -34,6 +34,9 @@ from scim_bridge.storage.session import Storage
 
 POSTGRES_URL = os.environ.get("SCIM_BRIDGE_TEST_POSTGRES_URL", "").strip()
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+if os.environ.get("SCIM_BRIDGE_TEST_REQUIRE_POSTGRES") and not POSTGRES_URL:
+    # CI sets this: a run that silently skipped PostgreSQL would prove nothing about production.
+    raise pytest.UsageError("SCIM_BRIDGE_TEST_REQUIRE_POSTGRES is set but SCIM_BRIDGE_TEST_POSTGRES_URL is not")
 SCIM = "/scim/v2"
 
 
@@ -107,10 +110,11 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-def new_tenant(storage: Storage, **settings: Any) -> Tenant:
-    """Create a tenant with a unique slug."""
+def new_tenant(storage: Storage, profile: str = "generic", **settings: Any) -> Tenant:
+    """Create a tenant with a unique slug and mapping profile *profile*."""
     with storage.sessionmaker() as session, session.begin():
-        tenant = TenantService(session).create(f"t-{uuid.uuid4().hex[:12]}", settings=settings or None)
+        tenant = TenantService(session).create(f"t-{uuid.uuid4().hex[:12]}", settings=settings or None,
+                                               profile=profile)
     return tenant
 
 

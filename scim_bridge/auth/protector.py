@@ -1,12 +1,15 @@
 """authlib ``ResourceProtector`` that validates hashed bearer tokens and reports SCIM errors.
 
 Every lookup goes to the database, so a revoked or expired token stops working on every
-gunicorn instance at the next request (no per-process token cache).
+gunicorn instance at the next request (no per-process token cache). Each accepted request counts
+against its credential's rate limit; each rejected token is audited and counts against the
+remote address, so that guessing tokens is both visible and slow.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,12 +21,18 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from flask import Flask
 from flask import g
+from flask import request
 
-from scim_bridge.auth.tokens import find_token
+from scim_bridge.auth import ratelimit
+from scim_bridge.auth.runtime import auth_settings
+from scim_bridge.auth.runtime import remote_addr
+from scim_bridge.auth.runtime import request_id
+from scim_bridge.auth.tokens import lookup_token
+from scim_bridge.domain import audit
 from scim_bridge.scim.errors import ScimError
 from scim_bridge.storage.base import utcnow
-from scim_bridge.storage.models import Tenant
 from scim_bridge.storage.session import get_session
+from scim_bridge.storage.session import unit_of_work
 
 REALM = "scim-bridge"
 
@@ -40,6 +49,8 @@ class TokenContext:
     scope: str
     expires_at: datetime | None
     revoked: bool
+    tenant_profile: str = "generic"
+    """The tenant's mapping profile (a name in ``mappings/``)."""
 
     def get_scope(self) -> str:
         """Return the space-separated scopes (authlib TokenMixin)."""
@@ -53,29 +64,35 @@ class TokenContext:
         """Tell whether the token was revoked (authlib TokenMixin)."""
         return self.revoked
 
+    @property
+    def actor(self) -> str:
+        """Return who acts with this token, for logs and audit: the OAuth client id, or ``token:<id>``."""
+        return self.client_id or f"token:{self.token_id}"
+
 
 class HashedTokenValidator(BearerTokenValidator):
-    """Look tokens up by SHA-256 digest, joined with their tenant in one query."""
+    """Look tokens up by SHA-256 digest, joined with their tenant and client in one query."""
 
     def authenticate_token(self, token_string: str) -> TokenContext | None:
         """Return the context of *token_string*, or ``None`` when it is unknown."""
-        session = get_session()
-        record = find_token(session, token_string)
-        if record is None:
+        found = lookup_token(get_session(), token_string)
+        if found is None:
             return None
-        tenant = session.get(Tenant, record.tenant_id)
-        if tenant is None:
-            return None
-        return TokenContext(
+        record, tenant = found.record, found.tenant
+        context = TokenContext(
             token_id=record.id,
             tenant_id=tenant.id,
             tenant_slug=tenant.slug,
             tenant_settings=dict(tenant.settings or {}),
+            tenant_profile=tenant.profile,
             client_id=record.client_id,
             scope=record.scope,
             expires_at=record.expires_at,
-            revoked=record.revoked_at is not None,
+            revoked=record.revoked_at is not None or not found.client_usable,
         )
+        # Kept so that a refusal (expired, revoked, wrong scope) can be audited against its tenant.
+        g.presented_token = context
+        return context
 
 
 class ScimAuthError(ScimError):
@@ -87,8 +104,44 @@ class ScimAuthError(ScimError):
         self.headers = headers
 
 
+class RateLimited(ScimError):
+    """Too many requests (RFC 6585 §4): 429 with ``Retry-After``."""
+
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many requests; retry in {retry_after} s")
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class ScimResourceProtector(ResourceProtector):
-    """Resource protector whose failures become SCIM error responses (RFC 6750 §3 headers kept)."""
+    """Resource protector whose failures become SCIM error responses (RFC 6750 §3 headers kept).
+
+    ``require_oauth(scope)`` also declares the scope on the view (``view.required_scope``), so a
+    test can check that every route has one.
+    """
+
+    def __call__(self, scopes: Any = None, optional: bool = False, **kwargs: Any) -> Any:
+        """Protect a view with *scopes* and record them on it as ``required_scope``."""
+        if callable(scopes):
+            return self.__call__()(scopes)
+        decorate = super().__call__(scopes, optional, **kwargs)
+
+        def declare(view: Callable[..., Any]) -> Callable[..., Any]:
+            protected = decorate(view)
+            protected.required_scope = scopes
+            return protected
+
+        return declare
+
+    def acquire_token(self, scopes: Any = None, **kwargs: Any) -> TokenContext:
+        """Validate the token, then count the request against its credential (429 beyond the limit)."""
+        token: TokenContext = super().acquire_token(scopes, **kwargs)
+        decision = _count(f"cred:{token.actor}")
+        if not decision.allowed:
+            g.auth_failure = "rate_limited"
+            raise RateLimited(decision.retry_after)
+        return token
 
     def raise_error_response(self, error: OAuth2Error) -> NoReturn:
         """Raise a :class:`ScimAuthError` carrying the status and ``WWW-Authenticate`` header."""
@@ -110,7 +163,46 @@ class ScimResourceProtector(ResourceProtector):
             "insufficient_scope": "the access token lacks the scope this request needs",
         }.get(code, error.description or code or "unauthorized")
         g.auth_failure = error.error
+        if code in ("invalid_token", "insufficient_scope"):
+            _refuse_presented_token(code)
         raise ScimAuthError(description, status, headers)
+
+
+def _count(key: str) -> ratelimit.Decision:
+    """Count one request for *key* in its own short transaction (none when limits are off)."""
+    limit = auth_settings().rate_limit_per_minute
+    if limit <= 0:
+        return ratelimit.Decision(True, 0, 0)
+    with unit_of_work() as session:
+        return ratelimit.hit(session, key, limit)
+
+
+def _refuse_presented_token(code: str) -> None:
+    """Count and audit a refused token (the request fails, so in a transaction of its own).
+
+    An unknown or dead token counts against the remote address, a valid one with the wrong scope
+    against its credential; past the limit the answer is 429 and nothing more is written.
+    """
+    presented: TokenContext | None = g.get("presented_token")
+    if code == "insufficient_scope" and presented is not None:
+        decision = _count(f"cred:{presented.actor}")
+        detail = f"insufficient scope for {request.method} {request.path}"
+    else:
+        decision = _count(f"scim-addr:{remote_addr()}")
+        if presented is None:
+            detail = "unknown token"
+        else:
+            detail = "revoked token" if presented.revoked else "expired token"
+    if not decision.allowed:
+        g.auth_failure = "rate_limited"
+        raise RateLimited(decision.retry_after)
+    with unit_of_work() as session:
+        audit.record(session, audit.TOKEN_REJECTED, audit.FAILURE,
+                     tenant_id=presented.tenant_id if presented else None,
+                     client=presented.actor if presented else None,
+                     resource_type="token", resource_id=str(presented.token_id) if presented else None,
+                     status=403 if code == "insufficient_scope" else 401, detail=detail,
+                     request_id=request_id(), remote_addr=remote_addr())
 
 
 require_oauth = ScimResourceProtector()

@@ -14,10 +14,13 @@ from datetime import datetime
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import AccessToken
+from scim_bridge.storage.models import OAuthClient
+from scim_bridge.storage.models import Tenant
 
 TOKEN_PREFIX = "sbt_"
 SCIM_READ = "scim:read"
@@ -67,10 +70,33 @@ def mint_token(
     now: datetime | None = None,
 ) -> MintedToken:
     """Create and store a token for *tenant_id*; return the secret once."""
+    secret = generate_secret()
+    record = store_token(session, tenant_id, secret, scope=scope, expires_in=expires_in, kind=kind,
+                         client_id=client_id, description=description, now=now)
+    return MintedToken(secret, record)
+
+
+def generate_secret() -> str:
+    """Return a new random token (256 bits of entropy, ``sbt_`` prefix)."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def store_token(
+    session: Session,
+    tenant_id: uuid.UUID,
+    secret: str,
+    *,
+    scope: str = DEFAULT_SCOPE,
+    expires_in: timedelta | None = None,
+    kind: str = "static",
+    client_id: str | None = None,
+    description: str | None = None,
+    now: datetime | None = None,
+) -> AccessToken:
+    """Store the digest of an already generated *secret* (the OAuth server generates its own)."""
     if expires_in is not None and expires_in <= timedelta(0):
         raise TokenError("expiry must be in the future")
     issued = now or utcnow()
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = AccessToken(
         tenant_id=tenant_id,
         client_id=client_id,
@@ -84,12 +110,38 @@ def mint_token(
     )
     session.add(record)
     session.flush()
-    return MintedToken(secret, record)
+    return record
 
 
 def find_token(session: Session, token: str) -> AccessToken | None:
     """Return the stored record of *token* (by digest), whatever its state."""
     return session.scalars(select(AccessToken).where(AccessToken.token_hash == hash_token(token))).one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLookup:
+    """A token record with its tenant, and whether the client it was issued to may still use it."""
+
+    record: AccessToken
+    tenant: Tenant
+    client_usable: bool
+
+
+def lookup_token(session: Session, token: str) -> TokenLookup | None:
+    """Return *token*'s record, tenant and client state in one indexed query, or ``None`` when unknown."""
+    stmt = (
+        select(AccessToken, Tenant, OAuthClient.id, OAuthClient.disabled_at)
+        .join(Tenant, Tenant.id == AccessToken.tenant_id)
+        .outerjoin(OAuthClient, OAuthClient.client_id == AccessToken.client_id)
+        .where(AccessToken.token_hash == hash_token(token))
+    )
+    row = session.execute(stmt).one_or_none()
+    if row is None:
+        return None
+    record, tenant, client_row_id, client_disabled_at = row
+    # A token issued to a client dies with it: deleted or disabled clients' tokens are refused.
+    usable = record.client_id is None or (client_row_id is not None and client_disabled_at is None)
+    return TokenLookup(record, tenant, usable)
 
 
 def list_tokens(session: Session, tenant_id: uuid.UUID) -> list[AccessToken]:
@@ -107,6 +159,18 @@ def revoke_token(session: Session, tenant_id: uuid.UUID, token_id: uuid.UUID) ->
         record.revoked_at = utcnow()
         session.flush()
     return record
+
+
+def revoke_client_tokens(session: Session, client_id: str) -> int:
+    """Revoke every still-valid token issued to OAuth client *client_id*; return how many."""
+    now = utcnow()
+    stmt = (
+        update(AccessToken)
+        .where(AccessToken.client_id == client_id, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(session.execute(stmt).rowcount or 0)
 
 
 def is_active(record: AccessToken, now: datetime | None = None) -> bool:

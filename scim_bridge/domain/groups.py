@@ -15,9 +15,12 @@ from scim_bridge.domain.errors import Uniqueness
 from scim_bridge.domain.mapping import MemberRef
 from scim_bridge.domain.mapping import fold
 from scim_bridge.domain.mapping import to_scim_group
+from scim_bridge.domain.orgs import MemberDelta
+from scim_bridge.domain.orgs import OrgSync
 from scim_bridge.domain.query import ListQuery
 from scim_bridge.domain.query import ListResult
 from scim_bridge.domain.users import check_if_match
+from scim_bridge.mappings.model import Profile
 from scim_bridge.scim import schema as s
 from scim_bridge.scim.patch import MemberChange
 from scim_bridge.scim.patch import apply_patch
@@ -30,6 +33,7 @@ from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import Group
 from scim_bridge.storage.repositories.common import parse_id
 from scim_bridge.storage.repositories.groups import GroupRepository
+from scim_bridge.storage.repositories.orgs import OrgRepository
 from scim_bridge.storage.repositories.users import UserRepository
 
 RESOURCE = s.GROUP_RESOURCE
@@ -54,13 +58,17 @@ class GroupService:
     """SCIM Groups of one tenant. Services flush; the unit of work commits."""
 
     def __init__(self, session: Session, tenant_id: uuid.UUID, base_url: str,
-                 options: Options | None = None) -> None:
+                 options: Options | None = None, profile: Profile | None = None,
+                 request_id: str | None = None) -> None:
+        """*profile* (the tenant's mapping profile) turns on the org sync; *request_id* goes into its events."""
         self._session = session
         self._tenant_id = tenant_id
         self._base_url = base_url
         self._options = options or Options()
         self._groups = GroupRepository(session, tenant_id)
         self._users = UserRepository(session, tenant_id)
+        self._orgs = OrgRepository(session, tenant_id)
+        self._sync = OrgSync(session, tenant_id, profile, request_id) if profile is not None else None
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -90,12 +98,14 @@ class GroupService:
         """Render several groups; all their members come from a single query."""
         projection = projection or Projection(RESOURCE)
         members = self._groups.members_of([g.id for g in groups]) if projection.wants("members") else None
+        # The linked orgs of the whole page in one query, only when the extension is projected.
+        orgs = self._orgs.by_groups([g.id for g in groups]) if _wants_org(projection) else {}
         rendered = []
         for group in groups:
             refs = None
             if members is not None:
                 refs = [MemberRef(mid, kind, display) for mid, kind, display in members.get(group.id, [])]
-            rendered.append(projection.apply(to_scim_group(group, self._base_url, refs)))
+            rendered.append(projection.apply(to_scim_group(group, self._base_url, refs, orgs.get(group.id))))
         return rendered
 
     # -- writes --------------------------------------------------------------------------------
@@ -108,10 +118,14 @@ class GroupService:
         now = utcnow()
         group = Group(id=uuid.uuid4(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now,
                       display_name=data["displayName"], display_name_key=fold(data["displayName"]) or "",
-                      external_id=data.get("externalId"))
+                      external_id=data.get("externalId"), iam_org_id=_iam_org_id(data))
         self._groups.add(group)
         self._flush()
         self._groups.add_members(group.id, members.user_ids, members.group_ids, members.displays)
+        if self._sync is not None:
+            self._sync.group_created(group, MemberDelta(users_added=frozenset(members.user_ids),
+                                                        groups_added=frozenset(members.group_ids)))
+            self._flush()
         return group
 
     def replace(self, group_id: str, body: Any, if_match: str | None = None) -> Group:
@@ -120,13 +134,16 @@ class GroupService:
         check_if_match(if_match, group.version)
         data = normalize(body, RESOURCE, self._options)
         self._check_unique(data, group.id)
+        before = to_scim_group(group, self._base_url, None)
         group.display_name = data["displayName"]
         group.display_name_key = fold(group.display_name) or ""
         group.external_id = data.get("externalId")
+        group.iam_org_id = _iam_org_id(data)
         members = self.resolve_members(data.get("members") or [], group.id)
-        self.set_members(group, members)
+        delta = self._set_members(group, members)
         self.touch(group)
         self._flush()
+        self._follow(group, before, delta)
         return group
 
     def patch(self, group_id: str, body: Any, if_match: str | None = None) -> Group:
@@ -137,51 +154,89 @@ class GroupService:
         current = to_scim_group(group, self._base_url, None)
         result = apply_patch(current, operations, RESOURCE, ignore_unknown=self._options.ignore_unknown)
         changed = False
+        before: dict[str, Any] | None = None
         if result.changed_attributes - {"members"}:
             data = normalize(result.resource, RESOURCE, self._options)
             self._check_unique(data, group.id)
+            before = current
             group.display_name = data["displayName"]
             group.display_name_key = fold(group.display_name) or ""
             group.external_id = data.get("externalId")
+            group.iam_org_id = _iam_org_id(data)
             changed = True
+        delta = MemberDelta()
         for change in result.member_changes:
-            changed = self._apply_member_change(group, change) or changed
+            change_made, change_delta = self._apply_member_change(group, change)
+            changed = change_made or changed
+            delta = delta.merge(change_delta)
         if changed:
             self.touch(group)
             self._flush()
+            self._follow(group, before, delta)
         return group
 
-    def _apply_member_change(self, group: Group, change: MemberChange) -> bool:
-        """Apply one membership change in SQL; return whether anything changed."""
+    def _apply_member_change(self, group: Group, change: MemberChange) -> tuple[bool, MemberDelta]:
+        """Apply one membership change in SQL; return whether anything changed, and who came and went.
+
+        Who went is read before the delete only when the org sync needs it, with the same
+        condition as the delete: O(members removed), never O(members).
+        """
+        tracked = self._sync is not None
         if change.op == "add":
             members = self.resolve_members(change.values, group.id)
-            return self._groups.add_members(group.id, members.user_ids, members.group_ids, members.displays) > 0
+            added = self._groups.add_members(group.id, members.user_ids, members.group_ids, members.displays) > 0
+            return added, MemberDelta(users_added=frozenset(members.user_ids),
+                                      groups_added=frozenset(members.group_ids))
         if change.op == "remove":
             ids = [i for i in (parse_id(v) for v in change.ids) if i is not None]
-            return self._groups.remove_members(group.id, ids) > 0
+            gone = self._groups.split_members(group.id, ids=ids) if tracked else _NONE
+            return self._groups.remove_members(group.id, ids) > 0, _removed(gone)
         if change.op == "remove_all":
-            return self._groups.remove_all_members(group.id) > 0
+            gone = self._groups.split_members(group.id) if tracked else _NONE
+            return self._groups.remove_all_members(group.id) > 0, _removed(gone)
         if change.op == "replace":
-            return self.set_members(group, self.resolve_members(change.values, group.id))
+            delta = self._set_members(group, self.resolve_members(change.values, group.id))
+            return bool(delta), delta
         if change.op == "remove_where" and change.filter is not None:
-            return self._groups.remove_members_where(group.id, scim_sql.compile_member_filter(change.filter)) > 0
+            where = scim_sql.compile_member_filter(change.filter)
+            gone = self._groups.split_members(group.id, where=where) if tracked else _NONE
+            return self._groups.remove_members_where(group.id, where) > 0, _removed(gone)
         raise InvalidValue(f"unsupported member change '{change.op}'")
 
     def delete(self, group_id: str, if_match: str | None = None) -> None:
-        """Delete a group and every membership that names it."""
+        """Delete a group and every membership that names it; its org is detached or deleted per the profile."""
         group = self._load(group_id, for_update=True)
         check_if_match(if_match, group.version)
+        pending = self._sync.group_deleting(group) if self._sync is not None else None
         self._groups.delete(group)
         self._session.flush()
+        if self._sync is not None and pending is not None:
+            self._sync.group_deleted(pending)
+            self._session.flush()
 
     def set_members(self, group: Group, members: MemberSet) -> bool:
         """Make the member set exactly *members*: only the difference is written."""
-        current = self._groups.member_ids(group.id)
+        return bool(self._set_members(group, members))
+
+    def _set_members(self, group: Group, members: MemberSet) -> MemberDelta:
+        current_users, current_groups = self._groups.split_members(group.id)
+        current = current_users | current_groups
         wanted = members.all_ids
-        removed = self._groups.remove_members(group.id, list(current - wanted))
-        added = self._groups.add_members(group.id, [u for u in members.user_ids if u not in current],
-                                         [g for g in members.group_ids if g not in current], members.displays)
-        return bool(removed or added)
+        self._groups.remove_members(group.id, list(current - wanted))
+        added_users = [u for u in members.user_ids if u not in current]
+        added_groups = [g for g in members.group_ids if g not in current]
+        self._groups.add_members(group.id, added_users, added_groups, members.displays)
+        return MemberDelta(users_added=frozenset(added_users), users_removed=frozenset(current_users - wanted),
+                           groups_added=frozenset(added_groups), groups_removed=frozenset(current_groups - wanted))
+
+    def _follow(self, group: Group, before: dict[str, Any] | None, delta: MemberDelta) -> None:
+        """Run the org sync for a flushed change: the group's own attributes, then its members."""
+        if self._sync is None:
+            return
+        if before is not None and _identity(before) != _identity(to_scim_group(group, self._base_url, None)):
+            self._sync.group_changed(group, before)
+        self._sync.members_changed(group, delta)
+        self._flush()
 
     def resolve_members(self, members: Iterable[dict[str, Any]], group_id: uuid.UUID | None) -> MemberSet:
         """Check that every member exists in this tenant; 400 ``invalidValue`` naming those that do not."""
@@ -209,7 +264,12 @@ class GroupService:
         if unknown:
             shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
             raise InvalidValue(f"unknown member(s): {shown}")
-        return MemberSet([i for i in ids if i in user_ids], [i for i in ids if i in group_ids], displays)
+        nested = [i for i in ids if i in group_ids]
+        if group_id is not None and nested and self._orgs.reaches(nested, group_id):
+            # Walk down from the new member groups: finding this group there closes a cycle.
+            raise InvalidValue(f"adding these member groups would create a cycle: group {group_id} is already "
+                               "nested inside one of them")
+        return MemberSet([i for i in ids if i in user_ids], nested, displays)
 
     def touch(self, group: Group) -> None:
         """Record a change: bump the version and lastModified."""
@@ -242,3 +302,26 @@ class GroupService:
             self._session.flush()
         except IntegrityError as exc:
             raise Uniqueness("displayName or externalId is already in use") from exc
+
+
+_NONE: tuple[set[uuid.UUID], set[uuid.UUID]] = (set(), set())
+
+
+def _removed(gone: tuple[set[uuid.UUID], set[uuid.UUID]]) -> MemberDelta:
+    return MemberDelta(users_removed=frozenset(gone[0]), groups_removed=frozenset(gone[1]))
+
+
+def _iam_org_id(data: dict[str, Any]) -> str | None:
+    """Return the Infinity extension's ``iamOrgId`` from canonical *data*."""
+    value = (data.get(s.INFINITY_GROUP_SCHEMA) or {}).get("iamOrgId")
+    return value if isinstance(value, str) else None
+
+
+def _identity(resource: dict[str, Any]) -> tuple[Any, ...]:
+    """Return what the org mapping reads of a group: its names and the pushed IAM org ID."""
+    return (resource.get("displayName"), resource.get("externalId"),
+            (resource.get(s.INFINITY_GROUP_SCHEMA) or {}).get("iamOrgId"))
+
+
+def _wants_org(projection: Projection) -> bool:
+    return any(projection.wants(name, s.INFINITY_GROUP_SCHEMA) for name in ("orgId", "orgName", "managed", "orphaned"))

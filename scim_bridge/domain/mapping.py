@@ -13,8 +13,10 @@ from typing import Any
 
 from scim_bridge.scim import schema as s
 from scim_bridge.storage.models import Group
+from scim_bridge.storage.models import Org
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserValue
+from scim_bridge.storage.repositories.orgs import UserOrgView
 
 # top-level single-valued User attributes -> column
 USER_COLUMNS: dict[str, str] = {
@@ -45,7 +47,9 @@ ENTERPRISE_COLUMNS: dict[str, str] = {
     "division": "division",
     "department": "department",
 }
-MANAGER_COLUMNS: dict[str, str] = {"value": "manager_value", "$ref": "manager_ref", "displayName": "manager_display_name"}
+MANAGER_COLUMNS: dict[str, str] = {
+    "value": "manager_value", "$ref": "manager_ref", "displayName": "manager_display_name",
+}
 # multi-valued complex attributes stored in user_values -> their sub-attribute columns
 MULTI_VALUED: tuple[str, ...] = (
     "emails", "phoneNumbers", "ims", "photos", "addresses", "entitlements", "roles", "x509Certificates",
@@ -108,7 +112,7 @@ def meta(resource_type: str, row: User | Group, location: str) -> dict[str, Any]
 
 
 def to_scim_user(user: User, base_url: str, groups: Iterable[GroupRef] | None = None,
-                 values: Iterable[UserValue] | None = None) -> dict[str, Any]:
+                 values: Iterable[UserValue] | None = None, org: UserOrgView | None = None) -> dict[str, Any]:
     """Render a stored user as a SCIM User resource (before projection)."""
     location = f"{base_url}/Users/{user.id}"
     body: dict[str, Any] = {"schemas": [s.USER_SCHEMA], "id": str(user.id)}
@@ -133,6 +137,9 @@ def to_scim_user(user: User, base_url: str, groups: Iterable[GroupRef] | None = 
     if enterprise:
         body["schemas"].append(s.ENTERPRISE_USER_SCHEMA)
         body[s.ENTERPRISE_USER_SCHEMA] = enterprise
+    if org is not None:
+        body["schemas"].append(s.INFINITY_USER_SCHEMA)
+        body[s.INFINITY_USER_SCHEMA] = infinity_user(org)
     body["meta"] = meta("User", user, location)
     return body
 
@@ -193,7 +200,21 @@ def user_values_from_scim(data: dict[str, Any], tenant_id: uuid.UUID) -> list[Us
     return rows
 
 
-def to_scim_group(group: Group, base_url: str, members: Iterable[MemberRef] | None = None) -> dict[str, Any]:
+def infinity_user(org: UserOrgView) -> dict[str, Any]:
+    """Return the Infinity User extension: resolved orgId, orgIds, role (all readOnly)."""
+    body: dict[str, Any] = {}
+    if org.org_id is not None:
+        body["orgId"] = org.org_id
+    if org.org_ids:
+        body["orgIds"] = list(org.org_ids)
+    if org.role is not None:
+        body["role"] = org.role
+    body["primaryOrgConflict"] = org.conflict
+    return body
+
+
+def to_scim_group(group: Group, base_url: str, members: Iterable[MemberRef] | None = None,
+                  org: Org | None = None) -> dict[str, Any]:
     """Render a stored group as a SCIM Group resource (before projection)."""
     body: dict[str, Any] = {"schemas": [s.GROUP_SCHEMA], "id": str(group.id), "displayName": group.display_name}
     if group.external_id is not None:
@@ -202,6 +223,15 @@ def to_scim_group(group: Group, base_url: str, members: Iterable[MemberRef] | No
         body["members"] = [
             _member(m, base_url) for m in members
         ]
+    infinity: dict[str, Any] = {}
+    if group.iam_org_id is not None:
+        infinity["iamOrgId"] = group.iam_org_id
+    if org is not None:
+        infinity |= {"orgId": org.org_id, "orgName": org.name, "managed": org.source == "idp",
+                     "orphaned": org.orphaned}
+    if infinity:
+        body["schemas"].append(s.INFINITY_GROUP_SCHEMA)
+        body[s.INFINITY_GROUP_SCHEMA] = infinity
     body["meta"] = meta("Group", group, f"{base_url}/Groups/{group.id}")
     return body
 

@@ -16,9 +16,11 @@ from scim_bridge.domain.mapping import GroupRef
 from scim_bridge.domain.mapping import apply_scim_user
 from scim_bridge.domain.mapping import to_scim_user
 from scim_bridge.domain.mapping import user_values_from_scim
+from scim_bridge.domain.orgs import OrgSync
 from scim_bridge.domain.passwords import hash_password
 from scim_bridge.domain.query import ListQuery
 from scim_bridge.domain.query import ListResult
+from scim_bridge.mappings.model import Profile
 from scim_bridge.scim import schema as s
 from scim_bridge.scim.patch import apply_patch
 from scim_bridge.scim.patch import parse_patch_request
@@ -29,6 +31,7 @@ from scim_bridge.storage import scim_sql
 from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import User
 from scim_bridge.storage.repositories.common import parse_id
+from scim_bridge.storage.repositories.orgs import OrgRepository
 from scim_bridge.storage.repositories.users import UserRepository
 
 RESOURCE = s.USER_RESOURCE
@@ -38,12 +41,16 @@ class UserService:
     """SCIM Users of one tenant. Services flush; the unit of work commits."""
 
     def __init__(self, session: Session, tenant_id: uuid.UUID, base_url: str,
-                 options: Options | None = None) -> None:
+                 options: Options | None = None, profile: Profile | None = None,
+                 request_id: str | None = None) -> None:
+        """*profile* (the tenant's mapping profile) turns on the org sync; *request_id* goes into its events."""
         self._session = session
         self._tenant_id = tenant_id
         self._base_url = base_url
         self._options = options or Options()
         self._users = UserRepository(session, tenant_id)
+        self._orgs = OrgRepository(session, tenant_id)
+        self._sync = OrgSync(session, tenant_id, profile, request_id) if profile is not None else None
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -77,10 +84,12 @@ class UserService:
         ids = [u.id for u in users]
         values = self._users.values_of(ids) if _wants_values(projection) else {}
         groups = self._users.groups_of(ids) if projection.wants("groups") else None
+        # Org, orgs and role of the whole page in one query, only when the extension is projected.
+        orgs = self._orgs.views_of(ids) if _wants_org(projection) else {}
         rendered = []
         for user in users:
             refs = [GroupRef(gid, display) for gid, display in groups.get(user.id, [])] if groups is not None else None
-            body = to_scim_user(user, self._base_url, refs, values.get(user.id, []))
+            body = to_scim_user(user, self._base_url, refs, values.get(user.id, []), orgs.get(user.id))
             rendered.append(projection.apply(body))
         return rendered
 
@@ -93,10 +102,14 @@ class UserService:
         now = utcnow()
         user = User(id=uuid.uuid4(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now)
         apply_scim_user(user, data)
+        self._resolve_manager(user)
         self._set_password(user, data)
         self._users.add(user)
         self._users.replace_values(user, user_values_from_scim(data, self._tenant_id))
         self._flush()
+        if self._sync is not None:
+            self._sync.user_created(user, data)
+            self._flush()
         return user
 
     def replace(self, user_id: str, body: Any, if_match: str | None = None) -> User:
@@ -106,10 +119,14 @@ class UserService:
         data = normalize(body, RESOURCE, self._options)
         self._check_unique(data, user.id)
         apply_scim_user(user, data)
+        self._resolve_manager(user)
         self._set_password(user, data)
         self._users.replace_values(user, user_values_from_scim(data, self._tenant_id))
         self.touch(user)
         self._flush()
+        if self._sync is not None:
+            self._sync.user_updated(user, data)
+            self._flush()
         return user
 
     def patch(self, user_id: str, body: Any, if_match: str | None = None) -> User:
@@ -125,18 +142,24 @@ class UserService:
         data = normalize(result.resource, RESOURCE, self._options)
         self._check_unique(data, user.id)
         apply_scim_user(user, data, defaults=False)
+        self._resolve_manager(user)
         if result.password:
             user.password_hash = hash_password(result.password)
         if any(name in MULTI_VALUED for name in result.changed_attributes):
             self._users.replace_values(user, user_values_from_scim(data, self._tenant_id))
         self.touch(user)
         self._flush()
+        if self._sync is not None:
+            self._sync.user_updated(user, data)
+            self._flush()
         return user
 
     def delete(self, user_id: str, if_match: str | None = None) -> None:
-        """Delete a user; it leaves every group it was a member of."""
+        """Delete a user; it leaves every group and org it was a member of."""
         user = self._load(user_id, for_update=True)
         check_if_match(if_match, user.version)
+        if self._sync is not None:
+            self._sync.user_deleting(user)
         self._users.delete(user)
         self._session.flush()
 
@@ -166,6 +189,12 @@ class UserService:
             if other is not None and other != own_id:
                 raise Uniqueness(f"externalId '{external_id}' is already in use by another User")
 
+    def _resolve_manager(self, user: User) -> None:
+        """Fill the readOnly ``manager.displayName`` from the referenced user, when it is one of ours."""
+        manager_id = parse_id(user.manager_value)
+        manager = self._users.get(manager_id) if manager_id is not None else None
+        user.manager_display_name = (manager.display_name or manager.user_name) if manager is not None else None
+
     def _set_password(self, user: User, data: dict[str, Any]) -> None:
         password = data.get("password")
         if password:
@@ -177,6 +206,11 @@ class UserService:
         except IntegrityError as exc:
             # A concurrent request won the race for a unique value after our check.
             raise Uniqueness("userName or externalId is already in use") from exc
+
+
+def _wants_org(projection: Projection) -> bool:
+    return any(projection.wants(name, s.INFINITY_USER_SCHEMA)
+               for name in ("orgId", "orgIds", "role", "primaryOrgConflict"))
 
 
 def _wants_values(projection: Projection) -> bool:

@@ -7,10 +7,20 @@ from flask import request
 
 from scim_bridge.auth import TokenContext
 from scim_bridge.auth import current_context
+from scim_bridge.http.request_log import request_id
+from scim_bridge.mappings.model import Profile
+from scim_bridge.scim.errors import ScimError
 from scim_bridge.scim.resource import Options
 from scim_bridge.settings import Settings
 
 SCIM_PREFIX = "/scim/v2"
+PROFILES_KEY = "scim_bridge.mappings"
+
+
+class ProfileNotLoaded(ScimError):
+    """The tenant names a mapping profile this server did not load (a deployment error)."""
+
+    status = 500
 
 
 def settings() -> Settings:
@@ -34,3 +44,23 @@ def tenant() -> TokenContext:
 def resource_options() -> Options:
     """Return how strictly to read resource bodies for the current tenant."""
     return Options(ignore_unknown=bool(tenant().tenant_settings.get("ignore_unknown_attributes", False)))
+
+
+def profiles() -> dict[str, Profile]:
+    """Return the mapping profiles loaded at start-up, by name."""
+    loaded: dict[str, Profile] = current_app.extensions[PROFILES_KEY]
+    return loaded
+
+
+def tenant_profile() -> Profile:
+    """Return the mapping profile of the current request's tenant."""
+    name = tenant().tenant_profile
+    found = profiles().get(name)
+    if found is None:
+        raise ProfileNotLoaded(f"the tenant's mapping profile '{name}' is not loaded on this server")
+    return found
+
+
+def current_request_id() -> str | None:
+    """Return the id of the current request (it goes into the event log)."""
+    return request_id() or None

@@ -930,3 +930,19 @@ def _changed(state: _State, before: dict[str, Any]) -> set[str]:
     if state.password is not None:
         changed.add("password")
     return changed
+
+
+# ---------------------------------------------------------------------------------------------
+# value filters for other pure consumers (mapping profiles read attributes through SCIM paths)
+
+
+def check_value_filter(expr: Filter, attr: s.Attribute) -> None:
+    """Raise InvalidPath unless *expr* is a valid value filter over the elements of *attr*."""
+    unknown = _check_filter(expr, attr)
+    if unknown is not None:
+        raise InvalidPath(f"'{unknown}' is not a sub-attribute of '{attr.name}'")
+
+
+def element_matches(expr: Filter, element: dict[str, Any], attr: s.Attribute) -> bool:
+    """Tell whether one element of multi-valued *attr* satisfies the value filter *expr* (RFC 7644 §3.4.2.2)."""
+    return _matches(_relative_filter(expr, attr), element, attr)

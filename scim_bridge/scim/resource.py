@@ -91,7 +91,9 @@ def _store(result: dict[str, Any], resource_type: s.ResourceType, owner: s.Schem
             return
     attr = owner.get(key)
     if attr is None:
-        if options.ignore_unknown:
+        # null asserts nothing (unassigned, RFC 7643 §2.5): Entra's create body sends the enterprise
+        # "department": null and "manager": null unqualified at the top level (idp-behavior Q11).
+        if options.ignore_unknown or value is None:
             return
         raise InvalidSyntax(f"unknown attribute '{key}' for {owner.name}")
     if attr.mutability == READ_ONLY or value is None:

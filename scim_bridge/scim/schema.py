@@ -14,6 +14,10 @@ from typing import Any
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE_USER_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+# The project's own extensions: how a Group maps onto an Infinity organization, and what a User
+# resolves to (org, orgs, role). Namespace: urn:scim-bridge:params:scim:schemas:extension:infinity.
+INFINITY_GROUP_SCHEMA = "urn:scim-bridge:params:scim:schemas:extension:infinity:2.0:Group"
+INFINITY_USER_SCHEMA = "urn:scim-bridge:params:scim:schemas:extension:infinity:2.0:User"
 LIST_RESPONSE_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 SEARCH_REQUEST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 PATCH_OP_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -262,10 +266,40 @@ class ResourceType:
         }
 
 
-USER_RESOURCE = ResourceType("User", "User", "/Users", "User Account", USER, ((ENTERPRISE_USER, False),))
-GROUP_RESOURCE = ResourceType("Group", "Group", "/Groups", "Group (an Infinity organization when mapped)", GROUP)
+INFINITY_GROUP = Schema(INFINITY_GROUP_SCHEMA, "InfinityGroup", "The Infinity organization a Group maps onto", (
+    # The one writable attribute: an input an identity provider may push (e.g. an Entra custom
+    # attribute mapping), from which a mapping profile may take the org's orgId.
+    Attribute("iamOrgId", description="The IAM org ID as the identity provider sends it; a mapping profile may "
+                                      "derive the organization's orgId from it.", case_exact=True),
+    Attribute("orgId", description="The Org ID of the Infinity organization this group is linked to.",
+              case_exact=True, mutability="readOnly"),
+    Attribute("orgName", description="The name of the linked Infinity organization.", mutability="readOnly"),
+    Attribute("managed", BOOLEAN, mutability="readOnly",
+              description="True when the organization was created from this group by the identity provider; "
+                          "false when the group was linked to an organization an admin created."),
+    Attribute("orphaned", BOOLEAN, mutability="readOnly",
+              description="True when the group no longer maps onto the organization under the tenant's mapping "
+                          "profile; the organization was kept (detached)."),
+))
+
+INFINITY_USER = Schema(INFINITY_USER_SCHEMA, "InfinityUser", "What a User resolves to in Infinity", (
+    Attribute("orgId", description="The Org ID of the user's primary Infinity organization.", case_exact=True,
+              mutability="readOnly"),
+    Attribute("orgIds", multi_valued=True, description="The Org IDs of every organization the user is in.",
+              case_exact=True, mutability="readOnly"),
+    Attribute("role", description="The user's Infinity role (Owner, Admin, Editor, Viewer or a custom role).",
+              case_exact=True, mutability="readOnly"),
+    Attribute("primaryOrgConflict", BOOLEAN, mutability="readOnly",
+              description="True when the user is in several mapped groups but may have only one organization; "
+                          "orgId is then the one the mapping profile's precedence picked."),
+))
+
+USER_RESOURCE = ResourceType("User", "User", "/Users", "User Account", USER,
+                             ((ENTERPRISE_USER, False), (INFINITY_USER, False)))
+GROUP_RESOURCE = ResourceType("Group", "Group", "/Groups", "Group (an Infinity organization when mapped)", GROUP,
+                              ((INFINITY_GROUP, False),))
 RESOURCE_TYPES: tuple[ResourceType, ...] = (USER_RESOURCE, GROUP_RESOURCE)
-SCHEMAS: tuple[Schema, ...] = (USER, GROUP, ENTERPRISE_USER)
+SCHEMAS: tuple[Schema, ...] = (USER, GROUP, ENTERPRISE_USER, INFINITY_USER, INFINITY_GROUP)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,8 @@ class Tenant(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(255))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The mapping profile (a file name in mappings/, without .toml) that says what groups mean.
+    profile: Mapped[str] = mapped_column(String(64), default="generic", server_default="generic")
     created: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -111,7 +113,7 @@ class UserValue(Base):
 
 
 class Group(Base):
-    """A SCIM Group (RFC 7643 §4.2); later mapped onto an Infinity organization through ``org_id``."""
+    """A SCIM Group (RFC 7643 §4.2); the tenant's mapping profile may map it onto an :class:`Org`."""
 
     __tablename__ = "groups"
     __table_args__ = (
@@ -125,7 +127,9 @@ class Group(Base):
     display_name: Mapped[str] = mapped_column(String(512))
     display_name_key: Mapped[str] = mapped_column(String(512))
     external_id: Mapped[str | None] = mapped_column(String(512))
-    org_id: Mapped[str | None] = mapped_column(String(255))
+    # The Infinity extension's writable ``iamOrgId``: the IAM org ID exactly as the IdP pushed it,
+    # an input a profile may derive the org's org_id from. The org's own org_id lives in ``orgs``.
+    iam_org_id: Mapped[str | None] = mapped_column(String(255))
     version: Mapped[int] = mapped_column(default=1)
     created: Mapped[datetime] = mapped_column(default=utcnow)
     last_modified: Mapped[datetime] = mapped_column(default=utcnow)
@@ -172,3 +176,149 @@ class AccessToken(Base):
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class OAuthClient(Base):
+    """An OAuth 2.0 client of one tenant (RFC 6749 §2), authenticated by a secret stored only as a digest.
+
+    A rotated secret keeps working until ``previous_secret_expires_at`` (the rotation grace period).
+    """
+
+    __tablename__ = "oauth_clients"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    scope: Mapped[str] = mapped_column(String(255))
+    can_introspect: Mapped[bool] = mapped_column(default=False)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_expires_at: Mapped[datetime | None]
+    secret_rotated_at: Mapped[datetime | None]
+    disabled_at: Mapped[datetime | None]
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """One audited action: a write or a credential event. Never holds a secret or a token."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_tenant_time", "tenant_id", "occurred_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The audit trail outlives the tenant row it describes.
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenants.id", ondelete="SET NULL"))
+    client: Mapped[str | None] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str | None] = mapped_column(String(64))
+    resource_id: Mapped[str | None] = mapped_column(String(255))
+    outcome: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int | None]
+    detail: Mapped[str | None] = mapped_column(String(255))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+
+
+class RateLimitCounter(Base):
+    """A fixed-window request counter, shared by every process through the database (one row per key)."""
+
+    __tablename__ = "rate_limit_counters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[int]
+    count: Mapped[int]
+
+
+class Org(Base):
+    """An Infinity organization: a name and an ``org_id`` (the IAM org ID), unique per tenant, editable.
+
+    ``source`` is how it came to be: ``idp`` (created from a pushed group) or ``manual`` (an admin).
+    ``group_id`` links it to at most one SCIM group, and a group links to at most one org (both
+    unique). ``name_locked``: an admin edited the name, so IdP renames leave it alone unless the
+    profile says otherwise. ``orphaned``: its group was deleted or stopped mapping and the profile
+    detached it; it is then nobody's org through the IdP.
+    """
+
+    __tablename__ = "orgs"
+    __table_args__ = (
+        # Case-sensitive on both databases (PostgreSQL's default collation and SQLite's BINARY).
+        UniqueConstraint("tenant_id", "org_id"),
+        UniqueConstraint("group_id"),
+        CheckConstraint("source IN ('idp', 'manual')", name="source"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    org_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(512))
+    source: Mapped[str] = mapped_column(String(16))
+    group_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
+    name_locked: Mapped[bool] = mapped_column(default=False)
+    orphaned: Mapped[bool] = mapped_column(default=False)
+    version: Mapped[int] = mapped_column(default=1)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    last_modified: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OrgMembership(Base):
+    """A user in an org, as Infinity sees it: ``source`` ``idp`` (derived from groups) or ``manual``.
+
+    ``org_pk`` references ``orgs.id``; ``org_id`` always means the IAM org ID string. IdP-derived
+    rows are maintained by the org sync (in ``single`` mode: only the user's primary org).
+    """
+
+    __tablename__ = "org_memberships"
+    __table_args__ = (
+        UniqueConstraint("org_pk", "user_id", "source"),
+        CheckConstraint("source IN ('idp', 'manual')", name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    org_pk: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserOrgState(Base):
+    """What a user resolves to in Infinity: primary org, role, conflict flag, mapped user fields.
+
+    Recomputed by the org sync only for the users a change touches. ``user_fields`` is the last
+    Infinity-facing snapshot of the user (email, names, department, active, extras), kept so that
+    events carry before/after values.
+    """
+
+    __tablename__ = "user_org_state"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    primary_org_pk: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orgs.id", ondelete="SET NULL"),
+                                                              index=True)
+    role: Mapped[str | None] = mapped_column(String(64))
+    primary_org_conflict: Mapped[bool] = mapped_column(default=False)
+    user_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChangeEvent(Base):
+    """One change to Infinity-facing state, in a per-tenant log; ``id`` is the monotonic cursor.
+
+    Appended in the transaction of the change (with the tenant row locked on PostgreSQL, so ids
+    commit in order and a reader polling ``id > cursor`` never skips one).
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_tenant_cursor", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)

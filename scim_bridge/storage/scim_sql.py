@@ -80,10 +80,13 @@ from scim_bridge.scim.filter.ast import ValuePath
 from scim_bridge.scim.filter.ast import parse_datetime
 from scim_bridge.storage.models import Group
 from scim_bridge.storage.models import GroupMember
+from scim_bridge.storage.models import Org
+from scim_bridge.storage.models import OrgMembership
 from scim_bridge.storage.models import User
+from scim_bridge.storage.models import UserOrgState
 from scim_bridge.storage.models import UserValue
 
-__all__ = ["MEMBER_GROUP", "compile_filter", "compile_member_filter", "order_by_clause"]
+__all__ = ["MAX_LOGICAL_DEPTH", "MEMBER_GROUP", "compile_filter", "compile_member_filter", "order_by_clause"]
 
 _STRING_TYPES = (schema.STRING, schema.REFERENCE, schema.BINARY)
 _ORDERING = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
@@ -284,6 +287,36 @@ def _meta(entity: Any, resource_type: str) -> dict[str, _Column]:
 _CORE_USER = schema.USER_SCHEMA.lower()
 _ENTERPRISE = schema.ENTERPRISE_USER_SCHEMA.lower()
 _CORE_GROUP = schema.GROUP_SCHEMA.lower()
+_INFINITY_USER = schema.INFINITY_USER_SCHEMA.lower()
+_INFINITY_GROUP = schema.INFINITY_GROUP_SCHEMA.lower()
+
+
+def _user_state(column: Any) -> _Column:
+    """A column of the user's resolved org state (``user_org_state``), correlated to the user."""
+    return _Column(select(column).where(UserOrgState.user_id == User.id).correlate(User).scalar_subquery(),
+                   nullable=True)
+
+
+def _user_primary_org_id() -> _Column:
+    """The org_id of the user's primary org (``urn:…:infinity:2.0:User:orgId``)."""
+    stmt = (select(Org.org_id).join(UserOrgState, UserOrgState.primary_org_pk == Org.id)
+            .where(UserOrgState.user_id == User.id).correlate(User))
+    return _Column(stmt.scalar_subquery(), nullable=True)
+
+
+def _user_org_ids() -> _Elements:
+    """Elements of ``orgIds`` on a User: the org_id of each org membership (any source)."""
+    membership = aliased(OrgMembership)
+    org = aliased(Org)
+    column = _Column(org.org_id)
+    source = _from(membership).join(_from(org), org.id == membership.org_pk)
+    return _Elements(source, (membership.user_id == User.id,), {"value": column, "orgids": column},
+                     (org.org_id,), User)
+
+
+def _group_org(column: Any) -> _Column:
+    """A column of the org linked to the group, correlated to the group."""
+    return _Column(select(column).where(Org.group_id == Group.id).correlate(Group).scalar_subquery(), nullable=True)
 
 _USER = _Mapping(
     columns={
@@ -313,6 +346,9 @@ _USER = _Mapping(
         (_ENTERPRISE, "manager.value"): _Column(User.manager_value),
         (_ENTERPRISE, "manager.$ref"): _Column(User.manager_ref),
         (_ENTERPRISE, "manager.displayname"): _Column(User.manager_display_name),
+        (_INFINITY_USER, "orgid"): _user_primary_org_id(),
+        (_INFINITY_USER, "role"): _user_state(UserOrgState.role),
+        (_INFINITY_USER, "primaryorgconflict"): _user_state(UserOrgState.primary_org_conflict),
     },
     multi={
         **{
@@ -321,6 +357,7 @@ _USER = _Mapping(
                          "x509Certificates")
         },
         "groups": _user_groups,
+        "orgids": _user_org_ids,
     },
     tiebreak=(User.created, User.id),
 )
@@ -329,6 +366,11 @@ _GROUP = _Mapping(
     columns={
         **{(_CORE_GROUP, name): column for name, column in _meta(Group, "Group").items()},
         (_CORE_GROUP, "displayname"): _Column(Group.display_name, key=Group.display_name_key),
+        (_INFINITY_GROUP, "iamorgid"): _Column(Group.iam_org_id),
+        (_INFINITY_GROUP, "orgid"): _group_org(Org.org_id),
+        (_INFINITY_GROUP, "orgname"): _group_org(Org.name),
+        (_INFINITY_GROUP, "managed"): _group_org(case((Org.source == "idp", True), else_=False)),
+        (_INFINITY_GROUP, "orphaned"): _group_org(Org.orphaned),
     },
     multi={"members": _group_members},
     tiebreak=(Group.created, Group.id),
@@ -448,7 +490,8 @@ class _ElementScope:
 def compile_filter(resource_type: schema.ResourceType, node: Filter) -> ColumnElement[bool]:
     """Compile a filter AST into a WHERE clause for *resource_type* (RFC 7644 §3.4.2.2).
 
-    Raise InvalidFilter for an unknown attribute, a type mismatch or an unsupported comparison.
+    Raise InvalidFilter for an unknown attribute, a type mismatch, an unsupported comparison or a
+    filter whose and/or alternate more than MAX_LOGICAL_DEPTH levels deep.
     """
     scope = _ResourceScope(resource_type, _mapping(resource_type))
     try:
@@ -458,19 +501,40 @@ def compile_filter(resource_type: schema.ResourceType, node: Filter) -> ColumnEl
         raise InvalidFilter("Invalid filter: it is nested too deeply") from None
 
 
-def _compile(node: Filter, scope: _Scope) -> ColumnElement[bool]:
+# How deeply "and" and "or" may alternate (each level is one parenthesised SQL group; a value
+# filter's EXISTS counts as one). SQLite's parser has a fixed stack (100 entries up to 3.45) and
+# fails with "parser stack overflow" at about 30 such levels; real filters use two or three.
+MAX_LOGICAL_DEPTH = 20
+
+
+def _compile(node: Filter, scope: _Scope, negate: bool = False, parent: bool | None = None,
+             level: int = 0) -> ColumnElement[bool]:
+    """Compile *node*, with ``not`` pushed down to the comparisons (negation normal form).
+
+    De Morgan keeps the SQL free of nested ``NOT (NOT (...))``; every leaf is two-valued, so
+    negating a leaf is exact. *parent* is True/False when inside an AND/OR group, for counting
+    how deeply the groups alternate.
+    """
+    while isinstance(node, Not):
+        node, negate = node.expr, not negate
     if isinstance(node, And | Or):
-        parts = [_compile(child, scope) for child in _operands(node)]
-        return and_(*parts) if isinstance(node, And) else or_(*parts)
-    if isinstance(node, Not):
-        return not_(_compile(node.expr, scope))
-    if isinstance(node, Compare):
-        return _compare(scope.target(node.path), node.op, node.value)
-    if isinstance(node, Present):
-        return _present(scope.target(node.path))
+        conjunction = isinstance(node, And) != negate  # not (a and b) == (not a) or (not b)
+        if conjunction != parent:
+            level += 1
+            if level > MAX_LOGICAL_DEPTH:
+                raise InvalidFilter(f"Invalid filter: 'and' and 'or' alternate more than {MAX_LOGICAL_DEPTH} "
+                                    "levels deep; simplify the filter")
+        parts = [_compile(child, scope, negate, conjunction, level) for child in _operands(node)]
+        return and_(*parts) if conjunction else or_(*parts)
     if isinstance(node, ValuePath):
-        return _value_path(node, scope)
-    raise TypeError(f"not a filter node: {node!r}")
+        return _value_path(node, scope, negate, parent, level)
+    if isinstance(node, Compare):
+        condition = _compare(scope.target(node.path), node.op, node.value)
+    elif isinstance(node, Present):
+        condition = _present(scope.target(node.path))
+    else:
+        raise TypeError(f"not a filter node: {node!r}")
+    return not_(condition) if negate else condition
 
 
 def _operands(node: And | Or) -> list[Filter]:
@@ -488,7 +552,8 @@ def _operands(node: And | Or) -> list[Filter]:
     return operands
 
 
-def _value_path(node: ValuePath, scope: _Scope) -> ColumnElement[bool]:
+def _value_path(node: ValuePath, scope: _Scope, negate: bool, parent: bool | None,
+                level: int) -> ColumnElement[bool]:
     """Compile ``attr[filter]``: every condition inside must hold for the SAME element."""
     if scope.nested:
         raise InvalidFilter(f"Invalid filter: value filters cannot be nested ('{node.path}[...]' inside '[...]')")
@@ -496,11 +561,13 @@ def _value_path(node: ValuePath, scope: _Scope) -> ColumnElement[bool]:
     if isinstance(target, _Multi) and target.sub is None:
         elements = target.elements()
         inner = _ElementScope(target.definition, elements.columns, target.label)
-        return elements.exists(_compile(node.filter, inner))
+        # The EXISTS sub-query is one more level of SQL nesting; negation stays outside it.
+        exists = elements.exists(_compile(node.filter, inner, False, None, level + 1))
+        return not_(exists) if negate else exists
     if isinstance(target, _Complex):
         # A single-valued complex attribute has one "element": the conditions apply to its columns.
         columns = {f.definition.name.lower(): f.column for f in target.fields}
-        return _compile(node.filter, _ElementScope(target.definition, columns, target.label))
+        return _compile(node.filter, _ElementScope(target.definition, columns, target.label), negate, parent, level)
     raise InvalidFilter(f"Invalid filter: '{node.path}' is not a complex attribute, so it takes no value "
                         "filter '[...]'")
 
@@ -521,13 +588,13 @@ def _compare(target: _Target, op: str, value: Literal) -> ColumnElement[bool]:
     # Multi-valued: "emails co x" compares the "value" sub-attribute (RFC 7644 §3.4.2.2, "If the
     # specified attribute in a filter expression is a multi-valued attribute ... matches if any
     # of the values ... match"), on any one element.
-    sub = target.sub or target.definition.sub("value")
+    sub = target.sub or target.definition.sub("value") or _simple(target.definition)
     if sub is None:
         example = target.definition.sub_attributes[0].name
         raise InvalidFilter(f"Invalid filter: '{target.label}' has no 'value' sub-attribute; compare one of its "
                             f"sub-attributes, such as '{target.label}.{example}'")
     elements = target.elements()
-    label = target.label if target.sub else f"{target.label}.value"
+    label = target.label if target.sub or sub is target.definition else f"{target.label}.value"
     element = _Field(elements.columns.get(sub.name.lower()) or _unfilterable("it is not stored"), sub, label)
     if value is None:
         _check_null_operator(element, op)
@@ -539,6 +606,11 @@ def _compare(target: _Target, op: str, value: Literal) -> ColumnElement[bool]:
         # "x ne v" identical to "not (x eq v)", and a user without any email matches.
         return not_(elements.exists(_compare_field(element, "eq", value)))
     return elements.exists(_compare_field(element, op, value))
+
+
+def _simple(definition: schema.Attribute) -> schema.Attribute | None:
+    """A multi-valued attribute of simple values (``orgIds``) compares its elements themselves."""
+    return definition if not definition.sub_attributes else None
 
 
 def _check_null_operator(field: _Field, op: str) -> None:
@@ -782,7 +854,7 @@ def order_by_clause(resource_type: schema.ResourceType, path: AttrPath | None,
                                f"sub-attributes, such as '{target.label}.{example}'")
         key = _sort_key(value_field)
     elif isinstance(target, _Multi):
-        sub = target.sub or target.definition.sub("value")
+        sub = target.sub or target.definition.sub("value") or _simple(target.definition)
         if sub is None:
             example = target.definition.sub_attributes[0].name
             raise InvalidValue(f"Invalid sortBy: '{target.label}' has no 'value' sub-attribute; sort by one of "

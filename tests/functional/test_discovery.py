@@ -12,7 +12,8 @@ def test_service_provider_config(scim, settings):
     assert body["filter"] == {"supported": True, "maxResults": settings.max_page_size}
     assert body["patch"]["supported"] is True
     assert body["sort"]["supported"] is True and body["etag"]["supported"] is True
-    assert body["bulk"]["supported"] is False
+    assert body["bulk"] == {"supported": True, "maxOperations": settings.bulk_max_operations,
+                            "maxPayloadSize": min(settings.bulk_max_payload_bytes, settings.max_request_bytes)}
     assert body["authenticationSchemes"][0]["type"] == "oauthbearertoken"
 
 
@@ -21,8 +22,10 @@ def test_resource_types(scim):
     assert body["totalResults"] == 2
     by_id = {r["id"]: r for r in body["Resources"]}
     assert by_id["User"]["endpoint"] == "/Users" and by_id["User"]["schema"] == s.USER_SCHEMA
-    assert by_id["User"]["schemaExtensions"] == [{"schema": s.ENTERPRISE_USER_SCHEMA, "required": False}]
+    assert by_id["User"]["schemaExtensions"] == [{"schema": s.ENTERPRISE_USER_SCHEMA, "required": False},
+                                                 {"schema": s.INFINITY_USER_SCHEMA, "required": False}]
     assert by_id["Group"]["schema"] == s.GROUP_SCHEMA
+    assert by_id["Group"]["schemaExtensions"] == [{"schema": s.INFINITY_GROUP_SCHEMA, "required": False}]
     assert scim.get("/ResourceTypes/Group").get_json()["id"] == "Group"
     assert scim.get("/ResourceTypes/Nope").status_code == 404
 
@@ -30,7 +33,8 @@ def test_resource_types(scim):
 def test_schemas(scim):
     body = scim.get("/Schemas").get_json()
     ids = {r["id"] for r in body["Resources"]}
-    assert ids == {s.USER_SCHEMA, s.GROUP_SCHEMA, s.ENTERPRISE_USER_SCHEMA}
+    assert ids == {s.USER_SCHEMA, s.GROUP_SCHEMA, s.ENTERPRISE_USER_SCHEMA, s.INFINITY_USER_SCHEMA,
+                   s.INFINITY_GROUP_SCHEMA}
     user = scim.get(f"/Schemas/{s.USER_SCHEMA}").get_json()
     attrs = {a["name"]: a for a in user["attributes"]}
     assert attrs["userName"]["uniqueness"] == "server" and attrs["userName"]["caseExact"] is False

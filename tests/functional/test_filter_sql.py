@@ -515,10 +515,37 @@ def test_invalid_sort(sort_by: str, message: str) -> None:
         " or ".join(["title pr"] * 340),  # close to the 4096-character limit
         "not (" * 50 + "title pr" + ")" * 50,
         "(" * 25 + " and ".join(['not (emails[type eq "work" or value co "x"])'] * 3) + ")" * 25,
+        "not (" * 24 + 'title pr and not (emails[not (type eq "w" or not (value pr))])' + ")" * 24,
     ],
-    ids=["wide-or", "deep-not", "deep-mixed"],
+    ids=["wide-or", "deep-not", "deep-parentheses", "deep-not-value-path"],
 )
 def test_filters_at_the_size_limits_run(db_session: Session, world: World, text: str) -> None:
     """The largest filters the parser accepts compile and run on the database (no depth errors)."""
     assert len(text) <= 4096
     users_matching(db_session, world, text)
+
+
+ALTERNATING_LEAVES = [
+    "title pr",
+    'emails[(type eq "work" or (value co "x" and (primary eq true or (display pr and (value sw "a" '
+    'or type pr)))))]',
+    'id sw "abc" or groups[display co "x" and value ew "1"]',
+]
+
+
+@pytest.mark.parametrize("leaf", ALTERNATING_LEAVES, ids=["simple", "value-path", "uuid-text"])
+def test_deepest_accepted_alternation_runs(db_session: Session, world: World, leaf: str) -> None:
+    """and/or alternating as deeply as compile_filter allows still runs (SQLite's parser stack)."""
+    deepest = None
+    for depth in range(1, 60):
+        text = leaf
+        for level in range(depth):
+            text = f'title eq "a" {"and" if level % 2 else "or"} ({text})'
+        try:
+            compile_filter(USER_RESOURCE, parse_filter(text))
+        except InvalidFilter as error:
+            assert "alternate more than" in error.detail
+            break
+        deepest = text
+    assert deepest is not None and depth > 1
+    users_matching(db_session, world, deepest)

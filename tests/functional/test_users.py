@@ -248,3 +248,12 @@ def test_deactivated_user_stays_readable(scim):
     listed = scim.get('/Users?filter=userName eq "inactive"').get_json()
     assert listed["totalResults"] == 1 and listed["Resources"][0]["active"] is False
     assert scim.get(f"/Users/{user['id']}").status_code == 200
+
+
+def test_manager_display_name_is_resolved(scim):
+    boss = scim.create_user("boss@example.com", displayName="The Boss")
+    report = scim.create_user("report@example.com", **{ENTERPRISE: {"manager": {"value": boss["id"],
+                                                                             "displayName": "ignored"}}})
+    assert report[ENTERPRISE]["manager"] == {"value": boss["id"], "displayName": "The Boss"}
+    dangling = scim.create_user("dangling@example.com", **{ENTERPRISE: {"manager": {"value": "random-string"}}})
+    assert dangling[ENTERPRISE]["manager"] == {"value": "random-string"}

@@ -12,6 +12,7 @@ from scim_bridge.auth import require_oauth
 from scim_bridge.auth.tokens import SCIM_READ
 from scim_bridge.http import context
 from scim_bridge.http.scim import bp
+from scim_bridge.http.scim.bulk import max_payload_bytes
 from scim_bridge.http.scim.responses import scim_response
 from scim_bridge.scim import discovery as d
 from scim_bridge.scim.errors import NotFound
@@ -21,7 +22,7 @@ def discovery_auth(view: Callable[..., Response]) -> Callable[..., Response]:
     """Require ``scim:read`` unless discovery is configured public."""
     protected = require_oauth(SCIM_READ)(view)
 
-    @functools.wraps(view)
+    @functools.wraps(protected)  # keeps protected.required_scope on the route's view
     def wrapper(*args: Any, **kwargs: Any) -> Response:
         if context.settings().discovery_public:
             return view(*args, **kwargs)
@@ -34,7 +35,8 @@ def discovery_auth(view: Callable[..., Response]) -> Callable[..., Response]:
 def capabilities() -> d.Capabilities:
     """Return what this deployment supports."""
     cfg = context.settings()
-    return d.Capabilities(max_results=cfg.max_page_size, patch=True, bulk=False,
+    return d.Capabilities(max_results=cfg.max_page_size, patch=True, bulk=True,
+                          bulk_max_operations=cfg.bulk_max_operations, bulk_max_payload_size=max_payload_bytes(),
                           documentation_uri=cfg.documentation_uri)
 
 

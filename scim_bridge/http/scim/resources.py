@@ -19,6 +19,7 @@ from scim_bridge.auth.tokens import SCIM_READ
 from scim_bridge.auth.tokens import SCIM_WRITE
 from scim_bridge.domain.query import ListQuery
 from scim_bridge.domain.query import ListResult
+from scim_bridge.http.audit import audited_write
 from scim_bridge.http.scim.params import list_query_from_args
 from scim_bridge.http.scim.params import list_query_from_body
 from scim_bridge.http.scim.params import projection_args
@@ -26,7 +27,6 @@ from scim_bridge.http.scim.params import read_json
 from scim_bridge.http.scim.responses import scim_response
 from scim_bridge.scim.projection import Projection
 from scim_bridge.scim.schema import ResourceType
-from scim_bridge.storage.session import unit_of_work
 
 
 class ResourceService(Protocol):
@@ -67,15 +67,17 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
     @require_oauth(SCIM_WRITE)
     def create_resource() -> Response:
         body, wanted = read_json(), projection()
-        with unit_of_work():
+        with audited_write("create", resource_type.name) as write:
             svc = service()
-            rendered = svc.render(svc.create(body), wanted)
+            row = svc.create(body)
+            write.resource_id = str(row.id)
+            rendered = svc.render(row, wanted)
         return resource_response(rendered, 201)
 
     @require_oauth(SCIM_WRITE)
     def replace_resource(resource_id: str) -> Response:
         body, wanted = read_json(), projection()
-        with unit_of_work():
+        with audited_write("replace", resource_type.name, resource_id):
             svc = service()
             rendered = svc.render(svc.replace(resource_id, body, if_match()), wanted)
         return resource_response(rendered)
@@ -83,7 +85,7 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
     @require_oauth(SCIM_WRITE)
     def patch_resource(resource_id: str) -> Response:
         body, wanted = read_json(), projection()
-        with unit_of_work():
+        with audited_write("patch", resource_type.name, resource_id):
             svc = service()
             row = svc.patch(resource_id, body, if_match())
             # RFC 7644 §3.5.2 lets PATCH answer 204; we do when the client asks for a minimal
@@ -95,7 +97,7 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
 
     @require_oauth(SCIM_WRITE)
     def delete_resource(resource_id: str) -> Response:
-        with unit_of_work():
+        with audited_write("delete", resource_type.name, resource_id):
             service().delete(resource_id, if_match())
         return Response(status=204)
 

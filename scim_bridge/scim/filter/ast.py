@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Union
 
 # A JSON literal from the filter: string, number, boolean or null.
-Literal = Union[str, int, float, bool, None]
+Literal = str | int | float | bool | None
 
 COMPARE_OPERATORS = ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le")
 
@@ -80,7 +79,7 @@ class ValuePath:
     filter: Filter
 
 
-Filter = Union[Compare, Present, And, Or, Not, ValuePath]
+Filter = Compare | Present | And | Or | Not | ValuePath
 
 
 @dataclass(frozen=True, slots=True)

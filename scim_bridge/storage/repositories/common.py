@@ -26,7 +26,12 @@ def parse_id(value: str | uuid.UUID | None) -> uuid.UUID | None:
 
 def insert_ignoring_conflicts(session: Session, table: Table, rows: list[dict[str, Any]],
                               index_elements: list[str]) -> int:
-    """Insert *rows*, skipping those that violate the unique index on *index_elements*; return inserted count."""
+    """Insert *rows*, skipping those that violate the unique index on *index_elements*; return inserted count.
+
+    The count comes from ``RETURNING``, not ``rowcount``: an executemany's rowcount is -1 on
+    psycopg 3 (SQLAlchemy batches it as "insertmanyvalues"), which made an add-only PATCH look
+    like no change. RETURNING keeps one statement per batch and counts only the rows inserted.
+    """
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
@@ -35,8 +40,8 @@ def insert_ignoring_conflicts(session: Session, table: Table, rows: list[dict[st
         stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
     else:
         stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)
-    result = session.execute(stmt, rows)
-    return max(result.rowcount or 0, 0)
+    key = next(iter(table.primary_key.columns))
+    return len(session.execute(stmt.returning(key), rows).all())
 
 
 CHUNK = 1000

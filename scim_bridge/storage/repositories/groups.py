@@ -21,8 +21,8 @@ from scim_bridge.storage.models import Group
 from scim_bridge.storage.models import GroupMember
 from scim_bridge.storage.models import User
 from scim_bridge.storage.repositories.common import chunked
-from scim_bridge.storage.scim_sql import MEMBER_GROUP
 from scim_bridge.storage.repositories.common import insert_ignoring_conflicts
+from scim_bridge.storage.scim_sql import MEMBER_GROUP
 
 
 class GroupRepository:
@@ -153,6 +153,32 @@ class GroupRepository:
         stmt = select(func.coalesce(GroupMember.user_id, GroupMember.member_group_id)).where(
             GroupMember.group_id == group_id)
         return set(self._session.scalars(stmt))
+
+    def split_members(self, group_id: uuid.UUID, ids: Sequence[uuid.UUID] | None = None,
+                      where: ColumnElement[bool] | None = None) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+        """Return the (user ids, group ids) among the group's members, narrowed to *ids* or *where*.
+
+        With *ids* or *where* the cost is that of the matching rows (indexed); with neither, every member.
+        """
+        users: set[uuid.UUID] = set()
+        groups: set[uuid.UUID] = set()
+        base = (select(GroupMember.user_id, GroupMember.member_group_id)
+                .outerjoin(User, User.id == GroupMember.user_id)
+                .outerjoin(MEMBER_GROUP, MEMBER_GROUP.id == GroupMember.member_group_id)
+                .where(GroupMember.group_id == group_id))
+        if where is not None:
+            base = base.where(where)
+        statements = [base]
+        if ids is not None:
+            statements = [base.where(or_(GroupMember.user_id.in_(batch), GroupMember.member_group_id.in_(batch)))
+                          for batch in chunked(dict.fromkeys(ids))]
+        for stmt in statements:
+            for user_id, member_group_id in self._session.execute(stmt):
+                if user_id is not None:
+                    users.add(user_id)
+                elif member_group_id is not None:
+                    groups.add(member_group_id)
+        return users, groups
 
     def bump_version(self, group_id: uuid.UUID) -> None:
         """Increment the version atomically in SQL, so concurrent writers never lose an update."""

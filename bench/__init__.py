@@ -1,0 +1,1 @@
+"""Load benchmark of scim-bridge against the bare Flask + gunicorn ceiling (``make bench``; docs/benchmarks.md)."""

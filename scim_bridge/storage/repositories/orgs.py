@@ -1,0 +1,309 @@
+"""Queries over organizations, org memberships, resolved user state, group nesting and the event log.
+
+Group nesting is walked with recursive CTEs (``UNION``, so a cycle cannot loop forever) on both
+SQLite and PostgreSQL; every walk starts from the rows a change touched, never from the tenant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import CTE
+from sqlalchemy import delete
+from sqlalchemy import insert
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import aliased
+
+from scim_bridge.storage.base import utcnow
+from scim_bridge.storage.models import ChangeEvent
+from scim_bridge.storage.models import Group
+from scim_bridge.storage.models import GroupMember
+from scim_bridge.storage.models import Org
+from scim_bridge.storage.models import OrgMembership
+from scim_bridge.storage.models import Tenant
+from scim_bridge.storage.models import User
+from scim_bridge.storage.models import UserOrgState
+from scim_bridge.storage.repositories.common import chunked
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """A group reached by a nesting walk, with the org it is linked to (if any)."""
+
+    group_id: uuid.UUID
+    display_name: str
+    external_id: str | None
+    org_pk: uuid.UUID | None = None
+    org_id: str | None = None
+    org_name: str | None = None
+    orphaned: bool = False
+
+    @property
+    def active_org(self) -> bool:
+        """Tell whether the group currently gives an org (linked and not orphaned)."""
+        return self.org_pk is not None and not self.orphaned
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipRow:
+    """One org membership of a user, with the org's current org_id and name."""
+
+    id: int
+    user_id: uuid.UUID
+    org_pk: uuid.UUID
+    source: str
+    org_id: str
+    org_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserOrgView:
+    """What the SCIM User extension shows: primary org_id, every org_id, role, conflict flag."""
+
+    org_id: str | None
+    org_ids: tuple[str, ...]
+    role: str | None
+    conflict: bool
+
+
+class OrgRepository:
+    """Tenant-scoped access to orgs and everything derived from them."""
+
+    def __init__(self, session: Session, tenant_id: uuid.UUID) -> None:
+        self._session = session
+        self._tenant_id = tenant_id
+
+    # -- orgs ------------------------------------------------------------------------------------
+
+    def get(self, org_pk: uuid.UUID) -> Org | None:
+        """Return the org with primary key *org_pk*, or ``None``."""
+        stmt = select(Org).where(Org.tenant_id == self._tenant_id, Org.id == org_pk)
+        return self._session.scalars(stmt).one_or_none()
+
+    def by_org_id(self, org_id: str, for_update: bool = False) -> Org | None:
+        """Return the org whose org_id is exactly *org_id* (case-sensitive), or ``None``."""
+        stmt = select(Org).where(Org.tenant_id == self._tenant_id, Org.org_id == org_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return self._session.scalars(stmt).one_or_none()
+
+    def by_group(self, group_id: uuid.UUID, for_update: bool = False) -> Org | None:
+        """Return the org linked to group *group_id*, or ``None``."""
+        stmt = select(Org).where(Org.tenant_id == self._tenant_id, Org.group_id == group_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return self._session.scalars(stmt).one_or_none()
+
+    def by_groups(self, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Org]:
+        """Return the orgs linked to several groups, in one query."""
+        if not group_ids:
+            return {}
+        found: dict[uuid.UUID, Org] = {}
+        for batch in chunked(group_ids):
+            stmt = select(Org).where(Org.tenant_id == self._tenant_id, Org.group_id.in_(batch))
+            found.update({org.group_id: org for org in self._session.scalars(stmt) if org.group_id is not None})
+        return found
+
+    def all(self) -> list[Org]:
+        """Return every org of the tenant, by org_id."""
+        return list(self._session.scalars(select(Org).where(Org.tenant_id == self._tenant_id)
+                                          .order_by(Org.org_id)))
+
+    def group_names(self, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Return the displayName of several groups."""
+        if not group_ids:
+            return {}
+        stmt = select(Group.id, Group.display_name).where(Group.tenant_id == self._tenant_id,
+                                                         Group.id.in_(list(group_ids)))
+        return {gid: name for gid, name in self._session.execute(stmt)}
+
+    def add(self, org: Org) -> None:
+        """Stage a new org."""
+        self._session.add(org)
+
+    def delete(self, org: Org) -> None:
+        """Delete *org*; its memberships go with it, users' primary org is unset."""
+        self._session.execute(delete(OrgMembership).where(OrgMembership.org_pk == org.id))
+        self._session.delete(org)
+
+    def member_user_ids(self, org_pk: uuid.UUID) -> list[uuid.UUID]:
+        """Return the users with any membership of the org (admin operations only)."""
+        stmt = select(OrgMembership.user_id).where(OrgMembership.org_pk == org_pk).distinct()
+        return list(self._session.scalars(stmt))
+
+    def users_with_primary(self, org_pk: uuid.UUID) -> list[uuid.UUID]:
+        """Return the users whose primary org is *org_pk*."""
+        stmt = select(UserOrgState.user_id).where(UserOrgState.primary_org_pk == org_pk)
+        return list(self._session.scalars(stmt))
+
+    # -- nesting walks -----------------------------------------------------------------------------
+
+    def groups_above_users(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[GroupInfo]]:
+        """Return, per user, every group the user is in directly or through nested groups.
+
+        A recursive CTE walks upward from the users' own memberships; its cost is the number of
+        groups above these users, whatever the size of those groups.
+        """
+        result: dict[uuid.UUID, list[GroupInfo]] = defaultdict(list)
+        for batch in chunked(dict.fromkeys(user_ids)):
+            start = select(GroupMember.user_id.label("user_id"), GroupMember.group_id.label("group_id")).where(
+                GroupMember.tenant_id == self._tenant_id, GroupMember.user_id.in_(batch))
+            up = start.cte("up", recursive=True)
+            parent = aliased(GroupMember)
+            up = up.union(select(up.c.user_id, parent.group_id).select_from(up)
+                          .join(parent, parent.member_group_id == up.c.group_id))
+            for row in self._session.execute(self._group_info(up, up.c.user_id)):
+                result[row[0]].append(_info(row[1:]))
+        return result
+
+    def groups_above_group(self, group_id: uuid.UUID) -> list[GroupInfo]:
+        """Return the group itself and every group that contains it, directly or transitively."""
+        start = select(Group.id.label("group_id")).where(Group.tenant_id == self._tenant_id, Group.id == group_id)
+        up = start.cte("up_group", recursive=True)
+        parent = aliased(GroupMember)
+        up = up.union(select(parent.group_id).select_from(up).join(parent, parent.member_group_id == up.c.group_id))
+        return [_info(row[1:]) for row in self._session.execute(self._group_info(up, up.c.group_id))]
+
+    def _group_info(self, walk: CTE, first: Any) -> Any:
+        return (
+            select(first, Group.id, Group.display_name, Group.external_id, Org.id, Org.org_id, Org.name,
+                   Org.orphaned)
+            .select_from(walk)
+            .join(Group, Group.id == walk.c.group_id)
+            .outerjoin(Org, Org.group_id == Group.id)
+            .where(Group.tenant_id == self._tenant_id)
+        )
+
+    def users_below_groups(self, group_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        """Return the users inside *group_ids*, directly or through nested groups (walking down)."""
+        found: set[uuid.UUID] = set()
+        for batch in chunked(dict.fromkeys(group_ids)):
+            down = self._down(batch)
+            stmt = (select(GroupMember.user_id).join(down, GroupMember.group_id == down.c.group_id)
+                    .where(GroupMember.user_id.is_not(None)).distinct())
+            found.update(uid for uid in self._session.scalars(stmt) if uid is not None)
+        return found
+
+    def reaches(self, start_group_ids: Sequence[uuid.UUID], target: uuid.UUID) -> bool:
+        """Tell whether *target* is one of *start_group_ids* or nested (transitively) inside one."""
+        for batch in chunked(dict.fromkeys(start_group_ids)):
+            down = self._down(batch)
+            stmt = select(down.c.group_id).where(down.c.group_id == target).limit(1)
+            if self._session.scalar(stmt) is not None:
+                return True
+        return False
+
+    def _down(self, group_ids: list[uuid.UUID]) -> CTE:
+        start = select(Group.id.label("group_id")).where(Group.tenant_id == self._tenant_id, Group.id.in_(group_ids))
+        down = start.cte("down", recursive=True)
+        child = aliased(GroupMember)
+        return down.union(select(child.member_group_id).select_from(down).join(child, child.group_id == down.c.group_id)
+                          .where(child.member_group_id.is_not(None)))
+
+    # -- memberships and state ---------------------------------------------------------------------
+
+    def memberships_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[MembershipRow]]:
+        """Return every org membership (any source) of several users, with org_id and name."""
+        result: dict[uuid.UUID, list[MembershipRow]] = defaultdict(list)
+        for batch in chunked(dict.fromkeys(user_ids)):
+            stmt = (select(OrgMembership.id, OrgMembership.user_id, OrgMembership.org_pk, OrgMembership.source,
+                           Org.org_id, Org.name)
+                    .join(Org, Org.id == OrgMembership.org_pk)
+                    .where(OrgMembership.tenant_id == self._tenant_id, OrgMembership.user_id.in_(batch)))
+            for row in self._session.execute(stmt):
+                result[row[1]].append(MembershipRow(*row))
+        return result
+
+    def add_memberships(self, rows: Sequence[tuple[uuid.UUID, uuid.UUID, str]]) -> None:
+        """Insert memberships ``(user_id, org_pk, source)`` in one statement."""
+        if not rows:
+            return
+        now = utcnow()
+        self._session.execute(insert(OrgMembership), [
+            {"tenant_id": self._tenant_id, "user_id": user_id, "org_pk": org_pk, "source": source, "created": now}
+            for user_id, org_pk, source in rows])
+
+    def remove_memberships(self, ids: Sequence[int]) -> None:
+        """Delete memberships by id."""
+        for batch in chunked(dict.fromkeys(ids)):
+            self._session.execute(delete(OrgMembership).where(OrgMembership.id.in_(batch)))
+
+    def remove_user_memberships(self, user_id: uuid.UUID) -> None:
+        """Delete every membership of one user."""
+        self._session.execute(delete(OrgMembership).where(OrgMembership.user_id == user_id))
+
+    def states(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, UserOrgState]:
+        """Return the resolved state rows of several users, in one query."""
+        found: dict[uuid.UUID, UserOrgState] = {}
+        for batch in chunked(dict.fromkeys(user_ids)):
+            stmt = select(UserOrgState).where(UserOrgState.tenant_id == self._tenant_id,
+                                              UserOrgState.user_id.in_(batch))
+            found.update({state.user_id: state for state in self._session.scalars(stmt)})
+        return found
+
+    def existing_users(self, user_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Return which of *user_ids* are users of this tenant."""
+        found: set[uuid.UUID] = set()
+        for batch in chunked(dict.fromkeys(user_ids)):
+            stmt = select(User.id).where(User.tenant_id == self._tenant_id, User.id.in_(batch))
+            found.update(self._session.scalars(stmt))
+        return found
+
+    def add_state(self, state: UserOrgState) -> None:
+        """Stage a new state row."""
+        self._session.add(state)
+
+    def views_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, UserOrgView]:
+        """Return the SCIM extension view of several users in one query (state + memberships + orgs)."""
+        rows: dict[uuid.UUID, tuple[str | None, bool, uuid.UUID | None, dict[uuid.UUID, str]]] = {}
+        if not user_ids:
+            return {}
+        membership = aliased(OrgMembership)
+        org = aliased(Org)
+        stmt = (select(UserOrgState.user_id, UserOrgState.role, UserOrgState.primary_org_conflict,
+                       UserOrgState.primary_org_pk, org.id, org.org_id)
+                .outerjoin(membership, membership.user_id == UserOrgState.user_id)
+                .outerjoin(org, org.id == membership.org_pk)
+                .where(UserOrgState.tenant_id == self._tenant_id, UserOrgState.user_id.in_(list(user_ids))))
+        for user_id, role, conflict, primary, org_pk, org_id in self._session.execute(stmt):
+            entry = rows.setdefault(user_id, (role, bool(conflict), primary, {}))
+            if org_pk is not None:
+                entry[3][org_pk] = org_id
+        views: dict[uuid.UUID, UserOrgView] = {}
+        for user_id, (role, conflict, primary, orgs) in rows.items():
+            views[user_id] = UserOrgView(orgs.get(primary) if primary is not None else None,
+                                         tuple(sorted(set(orgs.values()))), role, conflict)
+        return views
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def lock_tenant(self) -> None:
+        """Serialise event appends of this tenant until commit (PostgreSQL; SQLite locks the database).
+
+        ``FOR NO KEY UPDATE`` does not block the foreign-key checks of concurrent inserts, only other
+        appenders, so event ids commit in id order and the cursor is safe to poll.
+        """
+        stmt = select(Tenant.id).where(Tenant.id == self._tenant_id).with_for_update(key_share=True)
+        self._session.execute(stmt)
+
+    def append_events(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert event rows in one statement."""
+        if rows:
+            self._session.execute(insert(ChangeEvent), [{"tenant_id": self._tenant_id, **row} for row in rows])
+
+    def events_after(self, cursor: int, limit: int) -> list[ChangeEvent]:
+        """Return up to *limit* events with an id above *cursor*, oldest first."""
+        stmt = (select(ChangeEvent).where(ChangeEvent.tenant_id == self._tenant_id, ChangeEvent.id > cursor)
+                .order_by(ChangeEvent.id).limit(limit))
+        return list(self._session.scalars(stmt))
+
+
+def _info(row: Sequence[Any]) -> GroupInfo:
+    group_id, display_name, external_id, org_pk, org_id, org_name, orphaned = row
+    return GroupInfo(group_id, display_name, external_id, org_pk, org_id, org_name, bool(orphaned))

@@ -1,0 +1,4 @@
+"""Fixtures shared by the functional tests of one feature, registered for the whole directory."""
+
+from tests.functional.orgs_support import orgs_app  # noqa: F401  (Infinity organizations)
+from tests.functional.orgs_support import tenancy  # noqa: F401
