@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import as_completed
 from dataclasses import dataclass
@@ -82,8 +83,12 @@ def _progress(label: str, done: int, total: int, started: float) -> None:
 
 
 def seed_users(api: Api, count: int, caps: Capabilities, *, connections: int, batch: int,
-               deadline: float, report: SeedReport) -> list[str | None]:
-    """Create users 0..count-1 and return their ids (``None`` where creation failed)."""
+               deadline: float, report: SeedReport,
+               on_progress: Callable[[int], None] | None = None) -> list[str | None]:
+    """Create users 0..count-1 and return their ids (``None`` where creation failed).
+
+    *on_progress* is called with the number of users sent so far after each batch (in this thread).
+    """
     ids: list[str | None] = [None] * count
     started = time.monotonic()
     if caps.bulk:
@@ -99,6 +104,8 @@ def seed_users(api: Api, count: int, caps: Capabilities, *, connections: int, ba
         futures = [pool.submit(work, api, chunk, ids, deadline, report) for chunk in chunks]
         for future in as_completed(futures):
             done += future.result()
+            if on_progress is not None:
+                on_progress(done)
             if time.monotonic() - last > 10:
                 last = time.monotonic()
                 _progress("users", done, count, started)

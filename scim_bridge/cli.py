@@ -38,7 +38,7 @@ from scim_bridge.storage import migrations
 from scim_bridge.storage.session import Storage
 from scim_bridge.storage.session import cli_unit_of_work
 
-TENANT_SETTINGS = {"ignore_unknown_attributes": bool}
+TENANT_SETTINGS = {"ignore_unknown_attributes": bool, "patch_returns_no_content": bool}
 CLI_ACTOR = "cli"
 
 

@@ -44,12 +44,21 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-def _postgres_database(base_url: str) -> str:
-    """Create an empty database for this test run (one per xdist worker) and return its URL."""
+def _postgres_admin_url(base_url: str) -> Any:
     url = make_url(base_url)
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
-    name = f"scim_bridge_test_{_worker()}"
+    return url
+
+
+def _postgres_database(base_url: str) -> str:
+    """Create an empty database for this test process and return its URL.
+
+    The name carries the xdist worker and the process id, so concurrent runs on one server
+    (several developers, or CI next to a developer) never drop each other's database.
+    """
+    url = _postgres_admin_url(base_url)
+    name = f"scim_bridge_test_{_worker()}_{os.getpid()}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -58,15 +67,24 @@ def _postgres_database(base_url: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+def _drop_postgres_database(base_url: str, database_url: str) -> None:
+    admin = create_engine(_postgres_admin_url(base_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(database_url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Return the URL of a freshly migrated database for one backend."""
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Return the URL of a freshly migrated database for one backend (dropped afterwards)."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
     else:
         url = _postgres_database(POSTGRES_URL)
     migrations.upgrade(url)
-    return url
+    yield url
+    if request.param == "postgresql":
+        _drop_postgres_database(POSTGRES_URL, url)
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,7 @@ class EventLog:
     """Buffer events of one unit of work and append them, in order, on :meth:`flush`."""
 
     def __init__(self, session: Session, tenant_id: uuid.UUID, request_id: str | None = None) -> None:
+        self._session = session
         self._repository = OrgRepository(session, tenant_id)
         self._request_id = request_id or None
         self._pending: list[dict[str, Any]] = []
@@ -59,14 +60,23 @@ class EventLog:
                               "request_id": self._request_id})
 
     def flush(self) -> None:
-        """Write the queued events (one INSERT), taking the tenant's append lock on first use."""
+        """Write the queued events (one INSERT), taking the tenant's append lock on first use.
+
+        Inside a savepoint (a Bulk operation) the lock is taken again: rolling a savepoint back
+        releases the locks taken in it, so an earlier lock may be gone.
+        """
         if not self._pending:
             return
-        if not self._locked:
+        if not self._locked or self._session.in_nested_transaction():
             self._repository.lock_tenant()
             self._locked = True
         self._repository.append_events(self._pending)
         self._pending = []
+
+    def discard(self) -> None:
+        """Forget queued events (the change that queued them failed and rolls back)."""
+        self._pending = []
+        self._locked = False
 
 
 def read_events(session: Session, tenant_id: uuid.UUID, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:

@@ -76,9 +76,9 @@ class GroupService:
         """Return the group as a SCIM resource; members are loaded only when projected."""
         return self.render(self._load(group_id), projection)
 
-    def version_of(self, group_id: str) -> str:
-        """Return the current ETag of the group (404 when missing)."""
-        return f'W/"{self._load(group_id).version}"'
+    def load(self, group_id: str) -> Group:
+        """Return the stored group *group_id* of this tenant, or raise 404."""
+        return self._load(group_id)
 
     def list(self, query: ListQuery) -> ListResult:
         """Return one page of groups matching the query."""

@@ -59,9 +59,9 @@ class UserService:
         user = self._load(user_id)
         return self.render(user, projection)
 
-    def version_of(self, user_id: str) -> str:
-        """Return the current ETag of the user (404 when missing)."""
-        return f'W/"{self._load(user_id).version}"'
+    def load(self, user_id: str) -> User:
+        """Return the stored user *user_id* of this tenant, or raise 404."""
+        return self._load(user_id)
 
     def list(self, query: ListQuery) -> ListResult:
         """Return one page of users matching the query (filtering, sorting and paging in SQL)."""
@@ -105,7 +105,7 @@ class UserService:
         self._resolve_manager(user)
         self._set_password(user, data)
         self._users.add(user)
-        self._users.replace_values(user, user_values_from_scim(data, self._tenant_id))
+        self._users.add_values(user, user_values_from_scim(data, self._tenant_id))
         self._flush()
         if self._sync is not None:
             self._sync.user_created(user, data)
@@ -180,13 +180,14 @@ class UserService:
         return user
 
     def _check_unique(self, data: dict[str, Any], own_id: uuid.UUID | None) -> None:
-        other = self._users.id_by_user_name(data["userName"])
-        if other is not None and other != own_id:
-            raise Uniqueness(f"userName '{data['userName']}' is already in use")
+        """Refuse a userName (case-insensitive) or externalId held by another user: one query for both."""
         external_id = data.get("externalId")
-        if external_id is not None:
-            other = self._users.id_by_external_id(external_id)
-            if other is not None and other != own_id:
+        for other_id, user_name_key, other_external_id in self._users.holders_of(data["userName"], external_id):
+            if other_id == own_id:
+                continue
+            if user_name_key == data["userName"].lower():
+                raise Uniqueness(f"userName '{data['userName']}' is already in use")
+            if external_id is not None and other_external_id == external_id:
                 raise Uniqueness(f"externalId '{external_id}' is already in use by another User")
 
     def _resolve_manager(self, user: User) -> None:

@@ -452,3 +452,18 @@ def test_unknown_id_value_in_remove_list_is_ignored(scim, group, members):
     response = scim.patch(f"/Groups/{group['id']}", patch_body({"op": "remove", "path": "members", "value": [
         {"value": members[0]}, {"value": str(uuid.uuid4())}]}))
     assert response.status_code == 200 and member_ids(scim, group["id"]) == {members[1]}
+
+
+def test_tenant_can_choose_204_for_patch(client, storage):
+    """Entra sends no Prefer header but recommends 204 for group PATCH: a tenant setting gives it."""
+    from tests.conftest import ScimClient
+    from tests.conftest import new_tenant
+    from tests.conftest import new_token
+
+    minimal = ScimClient(client, new_token(storage, new_tenant(storage, patch_returns_no_content=True)))
+    group = minimal.create_group("entra-group")
+    response = minimal.patch(f"/Groups/{group['id']}", {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "displayName", "value": "renamed"}]})
+    assert response.status_code == 204 and response.headers["ETag"] == 'W/"2"'
+    assert minimal.get(f"/Groups/{group['id']}").get_json()["displayName"] == "renamed"

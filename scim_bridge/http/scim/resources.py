@@ -19,6 +19,7 @@ from scim_bridge.auth.tokens import SCIM_READ
 from scim_bridge.auth.tokens import SCIM_WRITE
 from scim_bridge.domain.query import ListQuery
 from scim_bridge.domain.query import ListResult
+from scim_bridge.http import context
 from scim_bridge.http.audit import audited_write
 from scim_bridge.http.scim.params import list_query_from_args
 from scim_bridge.http.scim.params import list_query_from_body
@@ -34,7 +35,7 @@ class ResourceService(Protocol):
 
     def list(self, query: ListQuery) -> ListResult: ...
     def get(self, resource_id: str, projection: Projection | None = None) -> dict[str, Any]: ...
-    def version_of(self, resource_id: str) -> str: ...
+    def load(self, resource_id: str) -> Any: ...
     def create(self, body: Any) -> Any: ...
     def replace(self, resource_id: str, body: Any, if_match: str | None = None) -> Any: ...
     def patch(self, resource_id: str, body: Any, if_match: str | None = None) -> Any: ...
@@ -58,11 +59,16 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
     def search_resources() -> Response:
         return scim_response(service().list(list_query_from_body()).to_scim())
 
+    def respond(svc: ResourceService, row: Any, wanted: Projection, status: int = 200) -> Response:
+        # ETag and Location come from the row, so they are sent even when the projection drops meta.
+        return resource_response(svc.render(row, wanted), status, etag=f'W/"{row.version}"',
+                                 location=f"{context.scim_base_url()}{endpoint}/{row.id}")
+
     @require_oauth(SCIM_READ)
     def get_resource(resource_id: str) -> Response:
         svc, wanted = service(), projection()
-        return not_modified_or(svc.version_of(resource_id),
-                               lambda: resource_response(svc.get(resource_id, wanted)))
+        row = svc.load(resource_id)  # one read of the row, for both the ETag check and the body
+        return not_modified_or(f'W/"{row.version}"', lambda: respond(svc, row, wanted))
 
     @require_oauth(SCIM_WRITE)
     def create_resource() -> Response:
@@ -71,16 +77,14 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
             svc = service()
             row = svc.create(body)
             write.resource_id = str(row.id)
-            rendered = svc.render(row, wanted)
-        return resource_response(rendered, 201)
+            return respond(svc, row, wanted, 201)
 
     @require_oauth(SCIM_WRITE)
     def replace_resource(resource_id: str) -> Response:
         body, wanted = read_json(), projection()
         with audited_write("replace", resource_type.name, resource_id):
             svc = service()
-            rendered = svc.render(svc.replace(resource_id, body, if_match()), wanted)
-        return resource_response(rendered)
+            return respond(svc, svc.replace(resource_id, body, if_match()), wanted)
 
     @require_oauth(SCIM_WRITE)
     def patch_resource(resource_id: str) -> Response:
@@ -89,11 +93,11 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
             svc = service()
             row = svc.patch(resource_id, body, if_match())
             # RFC 7644 §3.5.2 lets PATCH answer 204; we do when the client asks for a minimal
-            # response (RFC 7240 "Prefer: return=minimal"), and return the resource otherwise.
-            if wants_minimal():
+            # response (RFC 7240 "Prefer: return=minimal") or the tenant chose it (Entra, which
+            # sends no Prefer header, recommends 204 for group PATCH), else return the resource.
+            if wants_minimal() or context.tenant().tenant_settings.get("patch_returns_no_content"):
                 return Response(status=204, headers={"ETag": f'W/"{row.version}"'})
-            rendered = svc.render(row, wanted)
-        return resource_response(rendered)
+            return respond(svc, row, wanted)
 
     @require_oauth(SCIM_WRITE)
     def delete_resource(resource_id: str) -> Response:
@@ -115,14 +119,11 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
         bp.add_url_rule(rule, endpoint=f"{view.__name__}_{name}", view_func=view, methods=methods)
 
 
-def resource_response(body: dict[str, Any], status: int = 200) -> Response:
-    """Render a resource with its ``ETag`` (and ``Location`` on 201)."""
-    meta = body.get("meta") or {}
-    headers: dict[str, str] = {}
-    if meta.get("version"):
-        headers["ETag"] = meta["version"]
-    if status == 201 and meta.get("location"):
-        headers["Location"] = meta["location"]
+def resource_response(body: dict[str, Any], status: int = 200, *, etag: str, location: str) -> Response:
+    """Render a resource with its ``ETag`` (and ``Location`` on 201, RFC 7644 §3.3)."""
+    headers = {"ETag": etag}
+    if status == 201:
+        headers["Location"] = location
     return scim_response(body, status, headers)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement
 from sqlalchemy import delete
 from sqlalchemy import func
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -45,6 +46,15 @@ class UserRepository:
         """Return the id of the user with this externalId (caseExact)."""
         stmt = select(User.id).where(User.tenant_id == self._tenant_id, User.external_id == external_id)
         return self._session.scalars(stmt).one_or_none()
+
+    def holders_of(self, user_name: str, external_id: str | None) -> list[tuple[uuid.UUID, str, str | None]]:
+        """Return (id, userName key, externalId) of users holding this userName or externalId."""
+        condition = User.user_name_key == user_name.lower()
+        if external_id is not None:
+            condition = or_(condition, User.external_id == external_id)
+        stmt = select(User.id, User.user_name_key, User.external_id).where(User.tenant_id == self._tenant_id,
+                                                                             condition)
+        return [(row[0], row[1], row[2]) for row in self._session.execute(stmt)]
 
     def existing_ids(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Return which of *ids* are users of this tenant."""
@@ -98,6 +108,10 @@ class UserRepository:
     def replace_values(self, user: User, rows: list[UserValue]) -> None:
         """Replace every multi-valued attribute row of *user* with *rows*."""
         self._session.execute(delete(UserValue).where(UserValue.user_id == user.id))
+        self.add_values(user, rows)
+
+    def add_values(self, user: User, rows: list[UserValue]) -> None:
+        """Stage the multi-valued attribute rows of a user that has none yet."""
         for row in rows:
             row.user_id = user.id
         self._session.add_all(rows)
