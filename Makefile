@@ -26,6 +26,8 @@ run: install  ## migrate SQLite, ensure tenant "default", print URL + token, ser
 	$(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
 
 test: install  ## the whole suite; on PostgreSQL too when SCIM_BRIDGE_TEST_POSTGRES_URL is set
+	@test -x /usr/bin/chromium || echo "NOTE: /usr/bin/chromium is missing: the browser tests (tests/browser) will be" \
+		"SKIPPED here (apt-get install chromium to run them; under CI=true they fail instead)" >&2
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 

@@ -783,8 +783,17 @@ def main(argv: list[str] | None = None) -> int:
                 report["ops"].append({"name": op.name, "label": op.label,
                                       "status": f"skipped (needs --users ≥ {int(op.needs.split(':')[1]):,})"})
                 continue
+            if op.name.startswith("group_add_member") and not _add_pool(ctx, int(op.needs.split(":")[1])):
+                report["ops"].append({"name": op.name, "label": op.label,
+                                      "status": "skipped (no user outside the group: needs --users > size)"})
+                continue
             print(f"  op {op.name}", file=sys.stderr, flush=True)
-            report["ops"].append(measure(bench, op, ctx, db))
+            try:
+                report["ops"].append(measure(bench, op, ctx, db))
+            except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as exc:
+                # One broken operation must not cost the measurements of the others.
+                report["ops"].append({"name": op.name, "label": op.label, "status": f"error: {exc}"[:300]})
+                print(f"    {op.name} failed: {exc}", file=sys.stderr, flush=True)
 
         report["memory"] = {"service_peak_mb": service.memory.peak_mb, "service_peak_after_seed_mb": peak_after_seed,
                             "service_workers_seen": service.memory.workers_seen,

@@ -13,6 +13,8 @@ from scim_bridge.http import errors as http_errors
 from scim_bridge.http import oauth
 from scim_bridge.http import ops
 from scim_bridge.http import request_log
+from scim_bridge.http.admin import api as admin_api
+from scim_bridge.http.admin import console as admin_console
 from scim_bridge.http.context import PROFILES_KEY
 from scim_bridge.http.scim import bp as scim_bp
 from scim_bridge.mappings.loader import load_profiles
@@ -45,6 +47,8 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
     app.register_blueprint(ops.bp)
     app.register_blueprint(scim_bp)
     app.register_blueprint(oauth.bp)
+    app.register_blueprint(admin_api.bp)
+    admin_console.init_app(app, settings)
     cli.register(app)
     if settings.trusted_proxy_hops > 0:
         # Remote address (rate limits, audit) and scheme (authlib refuses plain http) from the proxy.

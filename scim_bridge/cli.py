@@ -15,7 +15,9 @@ from pathlib import Path
 
 import click
 from flask import Flask
+from sqlalchemy.orm import Session
 
+from scim_bridge.admin import commands as admin_commands
 from scim_bridge.auth import tokens
 from scim_bridge.auth.clients import ClientError
 from scim_bridge.auth.clients import ClientService
@@ -31,7 +33,6 @@ from scim_bridge.mappings.loader import load_profile
 from scim_bridge.mappings.loader import load_profiles
 from scim_bridge.mappings.model import MappingError
 from scim_bridge.mappings.model import Profile
-from scim_bridge.scim.errors import ScimError
 from scim_bridge.settings import Settings
 from scim_bridge.settings import SettingsError
 from scim_bridge.storage import migrations
@@ -162,7 +163,7 @@ def tenant_create(ctx: Context, slug: str, name: str | None, if_missing: bool, p
 @click.argument("profile")
 @pass_ctx
 def tenant_set_profile(ctx: Context, slug: str, profile: str) -> None:
-    """Select mapping profile PROFILE for tenant SLUG (it applies to the changes that follow)."""
+    """Select mapping profile PROFILE for tenant SLUG (for changes that follow; ``org resync`` re-applies it)."""
     with cli_unit_of_work(ctx.storage) as session:
         try:
             TenantService(session, ctx.profiles).set_profile(slug, profile)
@@ -452,83 +453,26 @@ def org_group() -> None:
     """Infinity organizations of a tenant (admin operations; changes are logged as events)."""
 
 
-def _org_service(ctx: Context, session: object, slug: str) -> OrgService:
+def _org_service(ctx: Context, session: Session, slug: str) -> OrgService:
+    """Return the org service of tenant *slug*, under its mapping profile."""
     try:
-        tenant_row = TenantService(session).require(slug)  # type: ignore[arg-type]
+        tenant_row = TenantService(session).require(slug)
     except TenantError as exc:
         raise click.ClickException(str(exc)) from exc
-    return OrgService(session, tenant_row.id, ctx.profile(tenant_row.profile))  # type: ignore[arg-type]
+    return OrgService(session, tenant_row.id, ctx.profile(tenant_row.profile))
 
 
-@org_group.command("list")
+@org_group.command("resync")
 @click.option("--tenant", "slug", required=True)
 @pass_ctx
-def org_list(ctx: Context, slug: str) -> None:
-    """Print the tenant's organizations as JSON lines."""
-    with cli_unit_of_work(ctx.storage) as session:
-        for org in _org_service(ctx, session, slug).list():
-            click.echo(json.dumps({"org_id": org.org_id, "name": org.name, "source": org.source,
-                                   "group": str(org.group_id) if org.group_id else None,
-                                   "orphaned": org.orphaned, "name_locked": org.name_locked, "id": str(org.id)}))
-
-
-@org_group.command("create")
-@click.option("--tenant", "slug", required=True)
-@click.argument("org_id")
-@click.argument("name")
-@pass_ctx
-def org_create(ctx: Context, slug: str, org_id: str, name: str) -> None:
-    """Create organization ORG_ID called NAME by hand (a pushed group may link to it)."""
+def org_resync(ctx: Context, slug: str) -> None:
+    """Re-apply the tenant's mapping profile to all its groups and users (after set-profile or an upgrade)."""
     with cli_unit_of_work(ctx.storage) as session:
         try:
-            _org_service(ctx, session, slug).create(org_id, name)
+            _org_service(ctx, session, slug).resync()
         except OrgError as exc:
             raise click.ClickException(str(exc)) from exc
-    click.echo(f"created organization {org_id}")
-
-
-@org_group.command("rename")
-@click.option("--tenant", "slug", required=True)
-@click.argument("org_id")
-@click.argument("name")
-@pass_ctx
-def org_rename(ctx: Context, slug: str, org_id: str, name: str) -> None:
-    """Rename organization ORG_ID as an admin (IdP renames then keep off it, per the profile)."""
-    with cli_unit_of_work(ctx.storage) as session:
-        try:
-            _org_service(ctx, session, slug).rename(org_id, name)
-        except OrgError as exc:
-            raise click.ClickException(str(exc)) from exc
-    click.echo(f"renamed organization {org_id}")
-
-
-@org_group.command("set-id")
-@click.option("--tenant", "slug", required=True)
-@click.argument("org_id")
-@click.argument("new_org_id")
-@pass_ctx
-def org_set_id(ctx: Context, slug: str, org_id: str, new_org_id: str) -> None:
-    """Change the Org ID of organization ORG_ID to NEW_ORG_ID."""
-    with cli_unit_of_work(ctx.storage) as session:
-        try:
-            _org_service(ctx, session, slug).set_org_id(org_id, new_org_id)
-        except OrgError as exc:
-            raise click.ClickException(str(exc)) from exc
-    click.echo(f"organization {org_id} is now {new_org_id}")
-
-
-@org_group.command("delete")
-@click.option("--tenant", "slug", required=True)
-@click.argument("org_id")
-@pass_ctx
-def org_delete(ctx: Context, slug: str, org_id: str) -> None:
-    """Delete organization ORG_ID and its memberships."""
-    with cli_unit_of_work(ctx.storage) as session:
-        try:
-            _org_service(ctx, session, slug).delete(org_id)
-        except (OrgError, ScimError) as exc:
-            raise click.ClickException(str(exc)) from exc
-    click.echo(f"deleted organization {org_id}")
+    click.echo(f"resynchronised tenant {slug}")
 
 
 @main.group("user")
@@ -588,8 +532,13 @@ def bootstrap(ctx: Context, slug: str, base_url: str) -> None:
     click.echo(minted.token)
 
 
+# Org management and reconciliation (issue 6): ``org list|show|create|edit|delete|assign|unassign|link|unlink|
+# export|import`` and ``reconcile``, from admin/commands.py (the same services as the admin API and console).
+admin_commands.install(org_group, main)
+
+
 def register(app: Flask) -> None:
     """Expose the same commands under ``flask --app wsgi``."""
     for command in (db, tenant, token, client, audit_group, mappings, org_group, user_group, events_command,
-                    bootstrap):
+                    bootstrap, admin_commands.reconcile_group):
         app.cli.add_command(command)

@@ -97,6 +97,15 @@ class Settings:
     mappings_dir: str = ""
     """Directory of the mapping profiles (``*.toml``); empty means the project's ``mappings/``."""
 
+    console_session_lifetime_seconds: int = 8 * 3600
+    """Longest life of an admin console session, from sign-in (never beyond the credential's expiry)."""
+
+    console_idle_timeout_seconds: int = 1800
+    """An admin console session unused this long is signed out."""
+
+    console_cookie_secure: str = "auto"
+    """``Secure`` flag of the console cookie: ``auto`` (when the request is https), ``true`` or ``false``."""
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Build settings from an optional TOML file (``SCIM_BRIDGE_CONFIG``) overlaid by the environment."""

@@ -137,9 +137,12 @@ def to_scim_user(user: User, base_url: str, groups: Iterable[GroupRef] | None = 
     if enterprise:
         body["schemas"].append(s.ENTERPRISE_USER_SCHEMA)
         body[s.ENTERPRISE_USER_SCHEMA] = enterprise
-    if org is not None:
+    infinity = infinity_user(org) if org is not None else {}
+    if user.iam_org_id is not None:
+        infinity = {"iamOrgId": user.iam_org_id, **infinity}
+    if infinity:
         body["schemas"].append(s.INFINITY_USER_SCHEMA)
-        body[s.INFINITY_USER_SCHEMA] = infinity_user(org)
+        body[s.INFINITY_USER_SCHEMA] = infinity
     body["meta"] = meta("User", user, location)
     return body
 
@@ -181,6 +184,7 @@ def apply_scim_user(user: User, data: dict[str, Any], *, defaults: bool = True) 
     manager = enterprise.get("manager") or {}
     user.manager_value = manager.get("value")
     user.manager_ref = manager.get("$ref")
+    user.iam_org_id = (data.get(s.INFINITY_USER_SCHEMA) or {}).get("iamOrgId")
 
 
 def user_values_from_scim(data: dict[str, Any], tenant_id: uuid.UUID) -> list[UserValue]:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -29,6 +31,7 @@ from sqlalchemy.orm import Session
 from scim_bridge.domain import events as ev
 from scim_bridge.domain.errors import Uniqueness
 from scim_bridge.domain.mapping import to_scim_group
+from scim_bridge.domain.mapping import to_scim_user
 from scim_bridge.mappings.model import OrgCandidate
 from scim_bridge.mappings.model import OrgDecision
 from scim_bridge.mappings.model import Profile
@@ -40,6 +43,7 @@ from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserOrgState
 from scim_bridge.storage.repositories.orgs import MembershipRow
 from scim_bridge.storage.repositories.orgs import OrgRepository
+from scim_bridge.storage.repositories.users import UserRepository
 
 IDP = "idp"
 MANUAL = "manual"
@@ -68,6 +72,7 @@ class PendingGroupDelete:
     """What :meth:`OrgSync.group_deleting` saw before the group row went."""
 
     users: set[uuid.UUID] = field(default_factory=set)
+    doomed: list[Org] = field(default_factory=list)
 
 
 class OrgSync:
@@ -80,7 +85,6 @@ class OrgSync:
         self._profile = profile
         self._orgs = OrgRepository(session, tenant_id)
         self._events = ev.EventLog(session, tenant_id, request_id)
-        self._doomed: list[Org] = []
 
     @property
     def profile(self) -> Profile:
@@ -91,122 +95,139 @@ class OrgSync:
 
     def user_created(self, user: User, data: dict[str, Any]) -> None:
         """Record a provisioned user: its Infinity fields and the default role (it is in no group yet)."""
-        fields = self._fields(user, data)
-        role = self._profile.roles.default
-        self._orgs.add_state(UserOrgState(user_id=user.id, tenant_id=self._tenant_id, role=role,
-                                          primary_org_pk=None, primary_org_conflict=False, user_fields=fields,
-                                          updated=utcnow()))
-        self._events.append(ev.USER_PROVISIONED, ev.user_subject(user.id), None, {**fields, "role": role})
-        self._events.flush()
+        with self._hook():
+            fields = self._fields(user, data)
+            role = self._profile.roles.default
+            self._orgs.add_state(UserOrgState(user_id=user.id, tenant_id=self._tenant_id, role=role,
+                                              primary_org_pk=None, primary_org_conflict=False, user_fields=fields,
+                                              updated=utcnow()))
+            self._events.append(ev.USER_PROVISIONED, ev.user_subject(user.id), None, {**fields, "role": role})
 
     def user_updated(self, user: User, data: dict[str, Any]) -> None:
         """Record changed Infinity fields; deactivation keeps memberships (the user is reported inactive)."""
-        fields = self._fields(user, data)
         state = self._orgs.states([user.id]).get(user.id)
         if state is None:
             self.user_created(user, data)
             return
-        old = dict(state.user_fields or {})
-        changed = sorted(k for k in old.keys() | fields.keys() if old.get(k) != fields.get(k))
-        if not changed:
-            return
-        subject = ev.user_subject(user.id)
-        others = [k for k in changed if k != "active"]
-        if others:
-            self._events.append(ev.USER_UPDATED, subject, {k: old.get(k) for k in others},
-                                {k: fields.get(k) for k in others})
-        if "active" in changed:
-            kind = ev.USER_DEACTIVATED if not fields["active"] else ev.USER_REACTIVATED
-            self._events.append(kind, subject, {"active": old.get("active")},
-                                {"active": fields["active"], "user_name": fields.get("user_name")})
-        state.user_fields = fields
-        state.updated = utcnow()
-        self._events.flush()
+        with self._hook():
+            fields = self._fields(user, data)
+            old = dict(state.user_fields or {})
+            changed = sorted(k for k in old.keys() | fields.keys() if old.get(k) != fields.get(k))
+            if not changed:
+                return
+            subject = ev.user_subject(user.id)
+            others = [k for k in changed if k != "active"]
+            if others:
+                self._events.append(ev.USER_UPDATED, subject, {k: old.get(k) for k in others},
+                                    {k: fields.get(k) for k in others})
+            if "active" in changed:
+                kind = ev.USER_DEACTIVATED if not fields["active"] else ev.USER_REACTIVATED
+                self._events.append(kind, subject, {"active": old.get("active")},
+                                    {"active": fields["active"], "user_name": fields.get("user_name")})
+            state.user_fields = fields
+            state.updated = utcnow()
 
     def user_deleting(self, user: User) -> None:
         """Remove every org membership of a user about to be deleted, with events."""
-        state = self._orgs.states([user.id]).get(user.id)
-        fields = dict(state.user_fields or {}) if state is not None else {"user_name": user.user_name}
-        subject = ev.user_subject(user.id)
-        for row in self._orgs.memberships_of([user.id]).get(user.id, []):
-            self._events.append(ev.MEMBERSHIP_REMOVED, subject, self._membership_payload(row, fields), None)
-        self._orgs.remove_user_memberships(user.id)
-        self._events.append(ev.USER_DELETED, subject,
-                            {**fields, "role": state.role if state is not None else None}, None)
-        if state is not None:
-            self._session.delete(state)
-        self._events.flush()
+        with self._hook():
+            state = self._orgs.states([user.id]).get(user.id)
+            fields = dict(state.user_fields or {}) if state is not None else {"user_name": user.user_name}
+            subject = ev.user_subject(user.id)
+            for row in self._orgs.memberships_of([user.id]).get(user.id, []):
+                self._events.append(ev.MEMBERSHIP_REMOVED, subject, self._membership_payload(row, fields), None)
+            self._orgs.remove_user_memberships(user.id)
+            self._events.append(ev.USER_DELETED, subject,
+                                {**fields, "role": state.role if state is not None else None}, None)
+            if state is not None:
+                self._session.delete(state)
 
     # -- groups ------------------------------------------------------------------------------------
 
     def group_created(self, group: Group, delta: MemberDelta) -> None:
         """Create or link the org of a newly mapped group; give its initial members their orgs and roles."""
-        resource = self._group_resource(group)
-        decision = self._profile.decide(resource)
-        if decision is not None:
-            self._attach(group, decision)
-        grants = self._profile.roles.granted_by(group.display_name, group.external_id)
-        if delta and (decision is not None or grants):
-            self.recompute(self._touched(delta))
-        self._events.flush()
+        with self._hook():
+            decision = self._profile.decide(self._group_resource(group))
+            if decision is not None:
+                self._attach(group, decision)
+            grants = self._profile.roles.granted_by(group.display_name, group.external_id)
+            if delta and (decision is not None or grants):
+                self.recompute(self._touched(delta))
 
     def group_changed(self, group: Group, before: dict[str, Any]) -> None:
         """Follow a rename / re-key of a group (its attributes, not its members) per the profile."""
-        try:
-            old = self._profile.decide(before)
-        except ScimError:
-            old = None  # what it was no longer validates (e.g. the profile changed): treat as unmapped
-        new = self._profile.decide(self._group_resource(group))
-        org = self._orgs.by_group(group.id, for_update=True)
-        affected = False
-        if org is None or org.orphaned:
-            if new is not None:
-                self._attach(group, new)
+        with self._hook():
+            try:
+                old = self._profile.decide(before)
+            except ScimError:
+                old = None  # what it was no longer validates (e.g. the profile changed): treat as unmapped
+            new = self._profile.decide(self._group_resource(group))
+            org = self._orgs.by_group(group.id, for_update=True)
+            affected = False
+            doomed: list[Org] = []
+            if org is None or org.orphaned:
+                if new is not None:
+                    self._attach(group, new)
+                    affected = True
+            elif new is None:
+                # The profile mapped the group neither before nor now: an admin linked it by hand
+                # (admin/orgs_admin.py), and an IdP rename must not undo that.
+                if old is not None:
+                    doomed = self._unmap(org, group_gone=False)
+                    affected = True
+            else:
+                previous = old.org_id if old is not None else org.org_id
+                if previous != new.org_id and self._profile.orgs.on_org_id_change == "follow":
+                    self._rekey(org, new.org_id)
+                if old is None or old.name != new.name:
+                    self._rename_from_idp(org, new.name)
+            roles = self._profile.roles
+            if roles.granted_by(before.get("displayName"), before.get("externalId")) != roles.granted_by(
+                    group.display_name, group.external_id):
                 affected = True
-        elif new is None:
-            self._unmap(org, group_gone=False)
-            affected = True
-        else:
-            previous = old.org_id if old is not None else org.org_id
-            if previous != new.org_id and self._profile.orgs.on_org_id_change == "follow":
-                self._rekey(org, new.org_id)
-            if old is None or old.name != new.name:
-                self._rename_from_idp(org, new.name)
-        roles = self._profile.roles
-        if roles.granted_by(before.get("displayName"), before.get("externalId")) != roles.granted_by(
-                group.display_name, group.external_id):
-            affected = True
-        if affected:
-            self.recompute(self._orgs.users_below_groups([group.id]))
-            self._reap()
-        self._events.flush()
+            if affected:
+                self.recompute(self._orgs.users_below_groups([group.id]))
+                self._reap(doomed)
 
     def members_changed(self, group: Group, delta: MemberDelta) -> None:
         """Recompute the users a membership change touched (only when an org or role is at stake)."""
-        if not delta or not self._matters(group.id):
-            return
-        self.recompute(self._touched(delta))
-        self._events.flush()
+        with self._hook():
+            if delta and self._matters(group.id):
+                self.recompute(self._touched(delta))
 
     def group_deleting(self, group: Group) -> PendingGroupDelete:
         """Detach (or doom) the group's org and note the users inside it, before the group row goes."""
-        pending = PendingGroupDelete()
-        if self._matters(group.id):
-            pending.users = self._orgs.users_below_groups([group.id])
-        org = self._orgs.by_group(group.id, for_update=True)
-        if org is not None:
-            if org.orphaned:
-                org.group_id = None
-            else:
-                self._unmap(org, group_gone=True)
-        self._session.flush()
+        with self._hook():
+            pending = PendingGroupDelete()
+            if self._matters(group.id):
+                pending.users = self._orgs.users_below_groups([group.id])
+            org = self._orgs.by_group(group.id, for_update=True)
+            if org is not None:
+                if org.orphaned:
+                    org.group_id = None
+                else:
+                    pending.doomed = self._unmap(org, group_gone=True)
+            self._session.flush()
         return pending
 
     def group_deleted(self, pending: PendingGroupDelete) -> None:
         """Recompute the users that were inside the deleted group; delete doomed orgs."""
-        self.recompute(pending.users)
-        self._reap()
-        self._events.flush()
+        with self._hook():
+            self.recompute(pending.users)
+            self._reap(pending.doomed)
+
+    @contextmanager
+    def _hook(self) -> Iterator[None]:
+        """Write the events a hook queued when it succeeds; forget them when it fails.
+
+        A failed change rolls back (a Bulk operation to its savepoint) while the service, and this
+        sync, may serve the next operation: nothing queued by the failure may leak into it.
+        """
+        try:
+            yield
+            self._events.flush()
+        except BaseException:
+            self._events.discard()
+            raise
 
     # -- recomputation -----------------------------------------------------------------------------
 
@@ -219,16 +240,13 @@ class OrgSync:
         ids = list(dict.fromkeys(user_ids))
         if not ids:
             return
+        # Lock first, walk second: on PostgreSQL (READ COMMITTED) a concurrent change to the same
+        # users commits before the walk starts, so the walk sees its memberships.
+        states = self._orgs.states(ids, for_update=True)
         above = self._orgs.groups_above_users(ids)
-        states = self._orgs.states(ids)
         missing = [uid for uid in ids if uid not in states]
         if missing:
-            # Users provisioned before org mapping existed get their state now.
-            for uid in self._orgs.existing_users(missing):
-                state = UserOrgState(user_id=uid, tenant_id=self._tenant_id, role=None, primary_org_pk=None,
-                                     primary_org_conflict=False, user_fields={}, updated=utcnow())
-                self._orgs.add_state(state)
-                states[uid] = state
+            states.update(self._backfill(missing))
         memberships = self._orgs.memberships_of(ids)
         adds: list[tuple[uuid.UUID, uuid.UUID, str]] = []
         removes: list[int] = []
@@ -238,6 +256,46 @@ class OrgSync:
                 self._recompute_one(uid, state, above.get(uid, []), memberships.get(uid, []), adds, removes)
         self._orgs.remove_memberships(removes)
         self._orgs.add_memberships(adds)
+
+    def _backfill(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, UserOrgState]:
+        """Create the state of users provisioned before org mapping existed (fields from their rows)."""
+        users = UserRepository(self._session, self._tenant_id)
+        rows = self._session.scalars(select(User).where(User.tenant_id == self._tenant_id, User.id.in_(user_ids)))
+        found = list(rows)
+        values = users.values_of([u.id for u in found])
+        created: dict[uuid.UUID, UserOrgState] = {}
+        for user in found:
+            fields = self._fields(user, to_scim_user(user, "", None, values.get(user.id, [])))
+            state = UserOrgState(user_id=user.id, tenant_id=self._tenant_id, role=None, primary_org_pk=None,
+                                 primary_org_conflict=False, user_fields=fields, updated=utcnow())
+            self._orgs.add_state(state)
+            created[user.id] = state
+        return created
+
+    def resync(self) -> None:
+        """Re-apply the profile to every group and user of the tenant (after ``set-profile``, or an upgrade).
+
+        O(tenant): an admin operation, never run by a SCIM request.
+        """
+        with self._hook():
+            doomed: list[Org] = []
+            for group in self._orgs.all_groups():
+                decision = self._profile.decide(self._group_resource(group))
+                org = self._orgs.by_group(group.id, for_update=True)
+                if org is None or org.orphaned:
+                    if decision is not None:
+                        self._attach(group, decision)
+                elif decision is None:
+                    doomed += self._unmap(org, group_gone=False)
+                else:
+                    if org.org_id != decision.org_id and self._profile.orgs.on_org_id_change == "follow":
+                        self._rekey(org, decision.org_id)
+                    self._rename_from_idp(org, decision.name)
+            self._session.flush()
+            user_ids = self._orgs.all_user_ids()
+            for start in range(0, len(user_ids), 1000):
+                self.recompute(user_ids[start:start + 1000])
+            self._reap(doomed)
 
     def _recompute_one(self, uid: uuid.UUID, state: UserOrgState, above: list[Any], rows: list[MembershipRow],
                        adds: list[tuple[uuid.UUID, uuid.UUID, str]], removes: list[int]) -> None:
@@ -334,15 +392,15 @@ class OrgSync:
         self._rename_from_idp(existing, decision.name)
         return existing
 
-    def _unmap(self, org: Org, group_gone: bool) -> None:
+    def _unmap(self, org: Org, group_gone: bool) -> list[Org]:
         """The group was deleted or stopped mapping: detach (orphan) or doom the org, per the profile.
 
-        Only orgs the IdP created are deleted; an org an admin created is always detached.
+        Only orgs the IdP created are deleted; an org an admin created is always detached. Return
+        the orgs to delete once their members are recomputed.
         """
         if self._profile.orgs.on_group_delete == "delete" and org.source == IDP:
             org.group_id = None
-            self._doomed.append(org)
-            return
+            return [org]
         before = {"orphaned": False, "group": str(org.group_id) if org.group_id else None}
         if group_gone:
             org.group_id = None
@@ -350,12 +408,12 @@ class OrgSync:
         self._touch(org)
         self._events.append(ev.ORG_ORPHANED, ev.org_subject(org.id), before,
                             {"orphaned": True, "org_id": org.org_id, "name": org.name})
+        return []
 
-    def _reap(self) -> None:
+    def _reap(self, doomed: list[Org]) -> None:
         """Delete doomed orgs, once their IdP memberships have been recomputed away."""
-        for org in self._doomed:
+        for org in doomed:
             self._delete_org(org)
-        self._doomed = []
 
     def _delete_org(self, org: Org) -> None:
         rows = [row for rows in self._orgs.memberships_of(self._orgs.member_user_ids(org.id)).values()
@@ -526,6 +584,14 @@ class OrgService:
         self._sync.delete_org(self.require(org_id))
         self._flush()
 
+    def resync(self) -> None:
+        """Re-apply the tenant's profile to every group and user (after a profile change or an upgrade)."""
+        try:
+            self._sync.resync()
+        except ScimError as exc:
+            raise OrgError(exc.detail) from exc
+        self._flush()
+
     def variables(self, user_name: str) -> dict[str, Any]:
         """Return the resolved variables of the user *user_name* (case-insensitive)."""
         user = self._session.scalars(select(User).where(User.tenant_id == self._tenant_id,
@@ -540,6 +606,8 @@ class OrgService:
             fields, primary.org_id if primary else None, primary.org_name if primary else None,
             sorted({r.org_id for r in rows}), state.role if state is not None else self._profile.roles.default)
         variables["active"] = bool(user.active is not False)
+        if user.iam_org_id is not None:
+            variables["iam_org_id"] = user.iam_org_id
         return variables
 
     def _flush(self) -> None:

@@ -209,7 +209,10 @@ ENTERPRISE_USER = Schema(ENTERPRISE_USER_SCHEMA, "EnterpriseUser", "Enterprise U
         Attribute("value", description="The id of the manager's User resource.", case_exact=True),
         Attribute("$ref", REFERENCE, description="The URI of the manager's User resource.",
                   reference_types=("User",), case_exact=True),
-        Attribute("displayName", description="The displayName of the manager.", mutability="readOnly"),
+        # Computed from the referenced user; returned only on request so that a client which
+        # wrote manager.value reads back exactly what it wrote (RFC 7643 §7 "returned").
+        Attribute("displayName", description="The displayName of the manager (computed).", mutability="readOnly",
+                  returned="request"),
     )),
 ))
 
@@ -272,24 +275,28 @@ INFINITY_GROUP = Schema(INFINITY_GROUP_SCHEMA, "InfinityGroup", "The Infinity or
     Attribute("iamOrgId", description="The IAM org ID as the identity provider sends it; a mapping profile may "
                                       "derive the organization's orgId from it.", case_exact=True),
     Attribute("orgId", description="The Org ID of the Infinity organization this group is linked to.",
-              case_exact=True, mutability="readOnly"),
-    Attribute("orgName", description="The name of the linked Infinity organization.", mutability="readOnly"),
-    Attribute("managed", BOOLEAN, mutability="readOnly",
+              case_exact=True, mutability="readOnly", returned="request"),
+    Attribute("orgName", description="The name of the linked Infinity organization.", mutability="readOnly", returned="request"),
+    Attribute("managed", BOOLEAN, mutability="readOnly", returned="request",
               description="True when the organization was created from this group by the identity provider; "
                           "false when the group was linked to an organization an admin created."),
-    Attribute("orphaned", BOOLEAN, mutability="readOnly",
+    Attribute("orphaned", BOOLEAN, mutability="readOnly", returned="request",
               description="True when the group no longer maps onto the organization under the tenant's mapping "
                           "profile; the organization was kept (detached)."),
 ))
 
 INFINITY_USER = Schema(INFINITY_USER_SCHEMA, "InfinityUser", "What a User resolves to in Infinity", (
+    # The one writable attribute: the IAM org ID an identity provider may push on the user itself
+    # (e.g. an Okta or Entra custom attribute); stored verbatim, filterable, and a variable.
+    Attribute("iamOrgId", description="The IAM org ID as the identity provider sends it on the user; offered "
+                                      "to Infinity as the variable iam_org_id.", case_exact=True),
     Attribute("orgId", description="The Org ID of the user's primary Infinity organization.", case_exact=True,
-              mutability="readOnly"),
+              mutability="readOnly", returned="request"),
     Attribute("orgIds", multi_valued=True, description="The Org IDs of every organization the user is in.",
-              case_exact=True, mutability="readOnly"),
+              case_exact=True, mutability="readOnly", returned="request"),
     Attribute("role", description="The user's Infinity role (Owner, Admin, Editor, Viewer or a custom role).",
-              case_exact=True, mutability="readOnly"),
-    Attribute("primaryOrgConflict", BOOLEAN, mutability="readOnly",
+              case_exact=True, mutability="readOnly", returned="request"),
+    Attribute("primaryOrgConflict", BOOLEAN, mutability="readOnly", returned="request",
               description="True when the user is in several mapped groups but may have only one organization; "
                           "orgId is then the one the mapping profile's precedence picked."),
 ))

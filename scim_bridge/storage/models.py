@@ -80,6 +80,8 @@ class User(Base):
     manager_value: Mapped[str | None] = mapped_column(String(255))
     manager_ref: Mapped[str | None] = mapped_column(String(2048))
     manager_display_name: Mapped[str | None] = mapped_column(String(512))
+    # The Infinity User extension's writable ``iamOrgId``, as the identity provider pushed it.
+    iam_org_id: Mapped[str | None] = mapped_column(String(255))
 
     version: Mapped[int] = mapped_column(default=1)
     created: Mapped[datetime] = mapped_column(default=utcnow)
@@ -322,3 +324,78 @@ class ChangeEvent(Base):
     after: Mapped[dict[str, Any] | None]
     request_id: Mapped[str | None] = mapped_column(String(128))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReconcilePlan(Base):
+    """A reconciliation plan made from an enterprise's IAM org list (issue 6), kept with its outcome.
+
+    ``state_hash`` fingerprints the tenant's orgs and groups when the plan was made: applying is
+    refused once it no longer matches (the data changed since the dry run the admin saw).
+    ``status``: ``planned`` (a dry run), ``applied``, ``refused`` (stale) or ``failed`` (rolled back).
+    """
+
+    __tablename__ = "reconcile_plans"
+    __table_args__ = (
+        Index("ix_reconcile_plans_tenant_created", "tenant_id", "created"),
+        CheckConstraint("status IN ('planned', 'applied', 'refused', 'failed')", name="status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+    source_name: Mapped[str | None] = mapped_column(String(255))
+    source_format: Mapped[str] = mapped_column(String(8))
+    entry_count: Mapped[int] = mapped_column(default=0)
+    state_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="planned")
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    notes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    applied_at: Mapped[datetime | None]
+    applied_by: Mapped[str | None] = mapped_column(String(128))
+    outcome: Mapped[str | None] = mapped_column(String(1024))
+
+
+class ReconcilePlanLine(Base):
+    """One action of a plan (create, rename, rekey, link, unlink) with its reason and outcome.
+
+    Org and group references are plain ids, not foreign keys: a plan is history and outlives them.
+    """
+
+    __tablename__ = "reconcile_plan_lines"
+    __table_args__ = (UniqueConstraint("plan_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reconcile_plans.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    action: Mapped[str] = mapped_column(String(16))
+    org_pk: Mapped[uuid.UUID | None]
+    org_id: Mapped[str | None] = mapped_column(String(255))
+    new_org_id: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(512))
+    new_name: Mapped[str | None] = mapped_column(String(512))
+    group_id: Mapped[uuid.UUID | None]
+    group_name: Mapped[str | None] = mapped_column(String(512))
+    reason: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+
+
+class ConsoleSession(Base):
+    """A signed-in admin console session; the browser holds only a random id, stored here as SHA-256.
+
+    The credential it was opened with (an admin-scope token, or an OAuth client with the admin
+    scope) is re-checked on every request: revoked, expired, disabled or re-keyed means signed out.
+    """
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    credential_kind: Mapped[str] = mapped_column(String(16))
+    credential_ref: Mapped[str] = mapped_column(String(64))
+    credential_check: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(128))
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]

@@ -346,6 +346,7 @@ _USER = _Mapping(
         (_ENTERPRISE, "manager.value"): _Column(User.manager_value),
         (_ENTERPRISE, "manager.$ref"): _Column(User.manager_ref),
         (_ENTERPRISE, "manager.displayname"): _Column(User.manager_display_name),
+        (_INFINITY_USER, "iamorgid"): _Column(User.iam_org_id),
         (_INFINITY_USER, "orgid"): _user_primary_org_id(),
         (_INFINITY_USER, "role"): _user_state(UserOrgState.role),
         (_INFINITY_USER, "primaryorgconflict"): _user_state(UserOrgState.primary_org_conflict),

@@ -147,12 +147,13 @@ class Tenancy:
 
     def user(self, user_id: str) -> dict[str, Any]:
         """Return the Infinity User extension of a user (through SCIM)."""
-        body = self.scim.get(f"/Users/{user_id}").get_json()
+        # The computed attributes are returned on request only (returned: "request").
+        body = self.scim.get(f"/Users/{user_id}?attributes={INF_USER}").get_json()
         return body.get(INF_USER, {})
 
     def group_ext(self, group_id: str) -> dict[str, Any]:
         """Return the Infinity Group extension of a group (through SCIM)."""
-        body = self.scim.get(f"/Groups/{group_id}").get_json()
+        body = self.scim.get(f"/Groups/{group_id}?attributes={INF_GROUP}").get_json()
         return body.get(INF_GROUP, {})
 
     def patch_group(self, group_id: str, *operations: dict[str, Any], **kwargs: Any) -> Any:

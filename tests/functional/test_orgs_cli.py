@@ -94,7 +94,7 @@ def test_orgs_variables_and_events(run, app, storage):
 
     assert run("org", "rename", "--tenant", name, "4711", "ACME GmbH").exit_code == 0
     assert run("org", "set-id", "--tenant", name, "4711", "4712").exit_code == 0
-    orgs = [json.loads(line) for line in run("org", "list", "--tenant", name).output.splitlines()]
+    orgs = [json.loads(line) for line in run("org", "list", "--tenant", name, "--json").output.splitlines()]
     assert [(o["org_id"], o["name"], o["source"], o["group"], o["name_locked"]) for o in orgs] == [
         ("4712", "ACME GmbH", "idp", group["id"], True)]
 
@@ -110,3 +110,44 @@ def test_orgs_variables_and_events(run, app, storage):
     (only,) = [json.loads(line) for line in after.output.splitlines()]
     assert only["cursor"] == events[-2]["cursor"]
     assert run("events", "--tenant", "no-such-tenant").exit_code == 1
+
+
+def test_set_profile_then_resync(run, app, storage):
+    """Groups pushed under one profile are re-read under another; users from before mapping get a state."""
+    from datetime import UTC
+    from datetime import datetime
+
+    from sqlalchemy import insert
+
+    from scim_bridge.storage.models import GroupMember
+    from scim_bridge.storage.models import User
+
+    name = slug()
+    run("tenant", "create", name)  # generic: a group without externalId is a plain group
+    scim = scim_for(app, storage, name)
+    alice = scim.create_user("alice@x.test", emails=[{"value": "alice@work.test", "type": "work"}])
+    group = scim.create_group("ORG-5 Five", [alice["id"]])
+    with storage.sessionmaker() as session:
+        tenant_id = TenantService(session).require(name).id
+    legacy = uuid.uuid4()
+    with storage.engine.begin() as conn:  # a user and membership from before org mapping existed
+        now = datetime.now(UTC)
+        conn.execute(insert(User.__table__), [{"id": legacy, "tenant_id": tenant_id, "user_name": "old@x.test",
+                                               "user_name_key": "old@x.test", "active": True, "version": 1,
+                                               "created": now, "last_modified": now}])
+        conn.execute(insert(GroupMember.__table__), [{"tenant_id": tenant_id, "group_id": uuid.UUID(group["id"]),
+                                                      "user_id": legacy, "created": now}])
+    assert json.loads(run("user", "variables", "--tenant", name, "alice@x.test").output)["org_id"] is None
+    assert run("tenant", "set-profile", name, "okta").exit_code == 0
+    assert run("org", "resync", "--tenant", name).exit_code == 0
+    orgs = [json.loads(line) for line in run("org", "list", "--tenant", name, "--json").output.splitlines()]
+    assert [(o["org_id"], o["name"], o["group"]) for o in orgs] == [("5", "Five", group["id"])]
+    assert json.loads(run("user", "variables", "--tenant", name, "alice@x.test").output)["org_id"] == "5"
+    old = json.loads(run("user", "variables", "--tenant", name, "old@x.test").output)
+    assert old["org_id"] == "5" and old["role"] == "Viewer"
+    events = [json.loads(line) for line in run("events", "--tenant", name).output.splitlines()]
+    added = [e for e in events if e["type"] == "membership.added"]
+    assert {e["after"]["user_name"] for e in added} == {"alice@x.test", "old@x.test"}
+    assert {e["after"]["email"] for e in added} == {"alice@work.test", "old@x.test"}
+    assert run("org", "resync", "--tenant", name).exit_code == 0  # idempotent: no new events
+    assert len(run("events", "--tenant", name).output.splitlines()) == len(events)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import event
 
@@ -11,13 +13,19 @@ from tests.functional.orgs_support import GROUP
 from tests.functional.orgs_support import INF_GROUP
 from tests.functional.orgs_support import INF_USER
 from tests.functional.orgs_support import PATCH_OP
+from tests.functional.orgs_support import USER
+
+# The Infinity extensions' computed attributes are returned on request only (RFC 7643 §7
+# returned = "request"): a response carries them when the client names the extension.
+WITH_GROUP_ORG = {"attributes": INF_GROUP}
+WITH_USER_ORG = {"attributes": INF_USER}
 
 
-def group(t, name, external_id=None, members=(), **extra):
+def group(t, name, external_id=None, members=(), query_string=None, **extra):
     body = {"schemas": [GROUP], "displayName": name, "members": [{"value": m} for m in members], **extra}
     if external_id is not None:
         body["externalId"] = external_id
-    response = t.scim.post("/Groups", body)
+    response = t.scim.post("/Groups", body, query_string=query_string)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
@@ -35,7 +43,7 @@ def test_reject_names_the_existing_org(tenancy):
     assert "ACME-1" in body["detail"]
     assert t.scim.get('/Groups?filter=displayName eq "acme"').get_json()["totalResults"] == 0  # rolled back
     # org_id is case-sensitive: another case is another org.
-    assert group(t, "acme lower", "acme-1")[INF_GROUP]["orgId"] == "acme-1"
+    assert group(t, "acme lower", "acme-1", query_string=WITH_GROUP_ORG)[INF_GROUP]["orgId"] == "acme-1"
 
 
 def test_generic_profile_rejects_an_orphaned_org_id(tenancy):
@@ -49,7 +57,7 @@ def test_generic_profile_rejects_an_orphaned_org_id(tenancy):
 def test_link_adopts_an_admin_org_and_keeps_its_edited_name(tenancy):
     t = tenancy("t-link")
     t.admin(lambda service: service.create("ACME-1", "ACME (admin)"))
-    linked = group(t, "ACME from IdP", "ACME-1")
+    linked = group(t, "ACME from IdP", "ACME-1", query_string=WITH_GROUP_ORG)
     assert linked[INF_GROUP] == {"orgId": "ACME-1", "orgName": "ACME (admin)", "managed": False, "orphaned": False}
     # A second live group cannot take an org that already has one.
     response = t.scim.post("/Groups", {"schemas": [GROUP], "displayName": "Other", "externalId": "X"})
@@ -79,7 +87,8 @@ def test_follow_rekeys_and_keep_does_not(tenancy, profile, org_id, events):
     user = t.scim.create_user("u1")
     g = group(t, "Eng", "ENG-1", [user["id"]])
     cursor = t.cursor()
-    response = t.patch_group(g["id"], {"op": "replace", "path": "externalId", "value": "ENG-2"})
+    response = t.patch_group(g["id"], {"op": "replace", "path": "externalId", "value": "ENG-2"},
+                             query_string=WITH_GROUP_ORG)
     assert response.status_code == 200 and response.get_json()[INF_GROUP]["orgId"] == org_id
     assert set(t.orgs()) == {org_id} and t.variables("u1")["org_id"] == org_id
     assert t.types(cursor) == events
@@ -115,11 +124,14 @@ def test_admin_rekey_sticks_until_the_idp_changes_the_source(tenancy):
 def test_org_id_from_the_iam_org_id_extension_attribute(tenancy):
     t = tenancy("t-iam")
     plain = group(t, "No IAM id", "whatever")
-    assert INF_GROUP not in plain
+    assert INF_GROUP not in plain and t.group_ext(plain["id"]) == {}
     mapped = group(t, "With IAM id", None, **{INF_GROUP: {"iamOrgId": "IAM-77", "orgId": "ignored"}})
-    assert mapped[INF_GROUP] == {"iamOrgId": "IAM-77", "orgId": "IAM-77", "orgName": "With IAM id", "managed": True,
-                                 "orphaned": False}
-    response = t.patch_group(plain["id"], {"op": "add", "path": f"{INF_GROUP}:iamOrgId", "value": "IAM-78"})
+    # By default the response echoes the writable iamOrgId only (what the client wrote reads back as is).
+    assert mapped[INF_GROUP] == {"iamOrgId": "IAM-77"}
+    assert t.group_ext(mapped["id"]) == {"iamOrgId": "IAM-77", "orgId": "IAM-77", "orgName": "With IAM id",
+                                         "managed": True, "orphaned": False}
+    response = t.patch_group(plain["id"], {"op": "add", "path": f"{INF_GROUP}:iamOrgId", "value": "IAM-78"},
+                             query_string=WITH_GROUP_ORG)
     assert response.get_json()[INF_GROUP]["orgId"] == "IAM-78"
     # The derived attributes are readOnly.
     response = t.patch_group(plain["id"], {"op": "replace", "path": f"{INF_GROUP}:orgId", "value": "x"})
@@ -152,6 +164,17 @@ def test_delete_policy_deletes_the_org(tenancy):
     assert t.types(cursor) == ["membership.removed", "user.primary_org_changed", "org.deleted"]
     deleted = t.events(cursor)[-1]
     assert deleted["before"] == {"org_id": "DEL", "name": "Delete me"}
+
+
+def test_delete_policy_when_the_group_stops_mapping(tenancy):
+    t = tenancy("t-delete")
+    user = t.scim.create_user("del2")
+    g = group(t, "Unmap me", "UNMAP", [user["id"]])
+    cursor = t.cursor()
+    response = t.patch_group(g["id"], {"op": "remove", "path": "externalId"}, query_string=WITH_GROUP_ORG)
+    assert response.status_code == 200 and INF_GROUP not in response.get_json()
+    assert t.orgs() == {} and t.variables("del2")["org_ids"] == []
+    assert t.types(cursor) == ["membership.removed", "user.primary_org_changed", "org.deleted"]
 
 
 def test_a_group_that_stops_matching_is_unmapped_and_restored(tenancy):
@@ -229,7 +252,7 @@ def test_role_groups_by_external_id_and_precedence(tenancy):
     t = tenancy("t-link")
     user = t.scim.create_user("r1")
     editors = group(t, "Whatever", "role-editor", [user["id"]])
-    assert INF_GROUP not in editors and t.user(user["id"])["role"] == "Editor"  # role groups are never orgs
+    assert t.group_ext(editors["id"]) == {} and t.user(user["id"])["role"] == "Editor"  # role groups are never orgs
     group(t, "Analysts", None, [user["id"]])
     assert t.user(user["id"])["role"] == "Editor"  # Editor precedes the custom role Analyst
     t.remove_members(editors["id"], user["id"])
@@ -264,38 +287,56 @@ def test_projection_and_one_org_query_per_page(tenancy, engine):
     def record(conn, cursor, statement, *args):
         statements.append(statement)
 
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        users_page = t.scim.get("/Users?count=10").get_json()
-        groups_page = t.scim.get("/Groups?count=10&excludedAttributes=members").get_json()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    def fetch(*paths):
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            return [t.scim.get(path).get_json() for path in paths]
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    # By default the computed attributes are left out (returned = "request") and not even queried.
+    users_page, groups_page = fetch("/Users?count=10", "/Groups?count=10&excludedAttributes=members")
+    assert len(users_page["Resources"]) == 5 and len(groups_page["Resources"]) == 3
+    assert all(INF_USER not in r and INF_USER not in r["schemas"] for r in users_page["Resources"])
+    assert all(INF_GROUP not in r and INF_GROUP not in r["schemas"] for r in groups_page["Resources"])
+    assert not any("user_org_state" in s or "orgs" in s for s in statements)
+    # Named, they are returned, with one org query per page (never one per resource).
+    users_page, groups_page = fetch(f"/Users?count=10&attributes={INF_USER}",
+                                    f"/Groups?count=10&attributes={INF_GROUP}")
     assert all(r[INF_USER]["orgIds"] == ["P-0", "P-1", "P-2"] for r in users_page["Resources"])
-    assert all(INF_GROUP in r for r in groups_page["Resources"])
+    assert all(r[INF_GROUP]["managed"] is True for r in groups_page["Resources"])
     assert sum("user_org_state" in s for s in statements) == 1
     assert sum("FROM orgs" in s for s in statements) == 1
-    statements.clear()
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        body = t.scim.get(f"/Users?excludedAttributes={INF_USER}").get_json()
-        excluded_groups = t.scim.get("/Groups?attributes=displayName").get_json()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    # Excluded, or not named among the attributes: no org query either.
+    body, excluded_groups = fetch(f"/Users?excludedAttributes={INF_USER}", "/Groups?attributes=displayName")
     assert all(INF_USER not in r for r in body["Resources"])
     assert all(INF_GROUP not in r for r in excluded_groups["Resources"])
     assert not any("user_org_state" in s or "orgs" in s for s in statements)
     only_role = t.scim.get(f"/Users/{users[0]}?attributes={INF_USER}:role").get_json()
     assert only_role[INF_USER] == {"role": "Viewer"}
+    body = t.scim.get(f'/Users?filter={INF_USER}:orgId eq "P-0"&attributes=userName,{INF_USER}').get_json()
+    assert body["totalResults"] == 5
+    assert {r["userName"]: r[INF_USER]["orgId"] for r in body["Resources"]} == {f"p{i}": "P-0" for i in range(5)}
 
 
 def test_readonly_user_extension_cannot_be_written(tenancy):
     t = tenancy("t-link")
     user = t.scim.create_user("ro")
+    for name, value in (("role", "Owner"), ("orgId", "X-1"), ("orgIds", ["X-1"]), ("primaryOrgConflict", True)):
+        response = t.scim.patch(f"/Users/{user['id']}", {"schemas": [PATCH_OP], "Operations": [
+            {"op": "replace", "path": f"{INF_USER}:{name}", "value": value}]})
+        assert response.status_code == 400 and response.get_json()["scimType"] == "mutability", name
+    # readOnly input is ignored; the writable iamOrgId is stored and, alone, read back as written.
+    response = t.scim.post("/Users", {"userName": "ro2", INF_USER: {"role": "Owner", "orgId": "X-1",
+                                                                      "iamOrgId": "IAM-1"}})
+    assert response.status_code == 201, response.get_json()
+    created = response.get_json()
+    assert created[INF_USER] == {"iamOrgId": "IAM-1"}
+    assert t.user(created["id"]) == {"iamOrgId": "IAM-1", "role": "Viewer", "primaryOrgConflict": False}
     response = t.scim.patch(f"/Users/{user['id']}", {"schemas": [PATCH_OP], "Operations": [
-        {"op": "replace", "path": f"{INF_USER}:role", "value": "Owner"}]})
-    assert response.status_code == 400 and response.get_json()["scimType"] == "mutability"
-    created = t.scim.post("/Users", {"userName": "ro2", INF_USER: {"role": "Owner"}}).get_json()
-    assert created[INF_USER]["role"] == "Viewer"  # readOnly input is ignored
+        {"op": "replace", "path": f"{INF_USER}:iamOrgId", "value": "IAM-2"}]})
+    assert response.status_code == 200 and response.get_json()[INF_USER] == {"iamOrgId": "IAM-2"}
 
 
 def test_sort_by_org_id(tenancy):
@@ -307,6 +348,91 @@ def test_sort_by_org_id(tenancy):
     assert [r["userName"] for r in body["Resources"]] == ["sb", "sa"]
     body = t.scim.get(f"/Groups?sortBy={INF_GROUP}:orgId&sortOrder=descending").get_json()
     assert [r["displayName"] for r in body["Resources"]] == ["Z", "A"]
+
+
+# -- the User extension's writable iamOrgId -------------------------------------------------------
+
+
+def patch_user(t, user_id, *operations, **kwargs):
+    return t.scim.patch(f"/Users/{user_id}", {"schemas": [PATCH_OP], "Operations": list(operations)}, **kwargs)
+
+
+def test_user_iam_org_id_is_written_by_post_put_and_patch(tenancy):
+    t = tenancy("t-link")
+    response = t.scim.post("/Users", {"schemas": [USER, INF_USER], "userName": "iam1",
+                                      INF_USER: {"iamOrgId": "IAM-U1"}})
+    assert response.status_code == 201, response.get_json()
+    created = response.get_json()
+    # Returned by default, exactly as written (the computed attributes only on request).
+    assert created["schemas"] == [USER, INF_USER] and created[INF_USER] == {"iamOrgId": "IAM-U1"}
+    assert t.scim.get(f"/Users/{created['id']}").get_json()[INF_USER] == {"iamOrgId": "IAM-U1"}
+    group(t, "Org", "O-1", [created["id"]])
+    assert t.user(created["id"]) == {"iamOrgId": "IAM-U1", "orgId": "O-1", "orgIds": ["O-1"], "role": "Viewer",
+                                     "primaryOrgConflict": False}
+    assert t.variables("iam1")["iam_org_id"] == "IAM-U1"
+
+    response = patch_user(t, created["id"], {"op": "replace", "path": f"{INF_USER}:iamOrgId", "value": "IAM-U2"})
+    assert response.status_code == 200 and response.get_json()[INF_USER] == {"iamOrgId": "IAM-U2"}
+    assert t.variables("iam1")["iam_org_id"] == "IAM-U2"
+    # Writing it changes no org: the user's orgs come from its groups.
+    assert t.user(created["id"])["orgIds"] == ["O-1"] and set(t.orgs()) == {"O-1"}
+
+    response = patch_user(t, created["id"], {"op": "remove", "path": f"{INF_USER}:iamOrgId"},
+                          query_string=WITH_USER_ORG)
+    assert response.status_code == 200
+    assert response.get_json()[INF_USER] == {"orgId": "O-1", "orgIds": ["O-1"], "role": "Viewer",
+                                             "primaryOrgConflict": False}
+    assert INF_USER not in t.scim.get(f"/Users/{created['id']}").get_json()
+    assert "iam_org_id" not in t.variables("iam1")
+
+    # A path-less add, then PUT (which replaces it, and clears it when left out).
+    response = patch_user(t, created["id"], {"op": "add", "value": {INF_USER: {"iamOrgId": "IAM-U3"}}})
+    assert response.status_code == 200 and response.get_json()[INF_USER] == {"iamOrgId": "IAM-U3"}
+    response = t.scim.put(f"/Users/{created['id']}", {"schemas": [USER, INF_USER], "userName": "iam1",
+                                                       INF_USER: {"iamOrgId": "IAM-U4"}})
+    assert response.status_code == 200 and response.get_json()[INF_USER] == {"iamOrgId": "IAM-U4"}
+    assert t.variables("iam1")["iam_org_id"] == "IAM-U4"
+    response = t.scim.put(f"/Users/{created['id']}", {"schemas": [USER], "userName": "iam1"})
+    assert response.status_code == 200 and INF_USER not in response.get_json()
+    assert "iam_org_id" not in t.variables("iam1")
+
+
+def test_filter_by_user_iam_org_id(tenancy):
+    t = tenancy("t-link")
+    t.scim.create_user("fa", **{INF_USER: {"iamOrgId": "IAM-A"}})
+    b = t.scim.create_user("fb", **{INF_USER: {"iamOrgId": "IAM-B"}})
+    t.scim.create_user("fc")
+
+    def found(expression):
+        response = t.scim.get(f"/Users?filter={expression}")
+        assert response.status_code == 200, response.get_json()
+        return sorted(r["userName"] for r in response.get_json()["Resources"])
+
+    assert found(f'{INF_USER}:iamOrgId eq "IAM-A"') == ["fa"]
+    assert found(f'{INF_USER}:iamOrgId eq "iam-a"') == []  # caseExact
+    assert found(f"{INF_USER}:iamOrgId pr") == ["fa", "fb"]
+    assert found(f'{INF_USER}:iamOrgId sw "IAM-" and not (userName eq "fa")') == ["fb"]
+    patch_user(t, b["id"], {"op": "replace", "path": f"{INF_USER}:iamOrgId", "value": "IAM-A"})
+    assert found(f'{INF_USER}:iamOrgId eq "IAM-A"') == ["fa", "fb"]
+
+
+def test_user_variables_include_iam_org_id(tenancy, database_url, monkeypatch):
+    from click.testing import CliRunner
+
+    from scim_bridge.cli import main
+
+    monkeypatch.setenv("SCIM_BRIDGE_DATABASE_URL", database_url)
+    monkeypatch.delenv("SCIM_BRIDGE_MAPPINGS_DIR", raising=False)
+    t = tenancy("generic")
+    t.scim.create_user("vic@x.test", **{INF_USER: {"iamOrgId": "IAM-V"}})
+    t.scim.create_user("nil@x.test")
+    expected = {"org_id": None, "org_name": None, "org_ids": [], "role": "Viewer", "department": None,
+                "active": True, "iam_org_id": "IAM-V"}
+    assert t.variables("vic@x.test") == expected
+    assert "iam_org_id" not in t.variables("nil@x.test")  # only when the identity provider sent one
+    result = CliRunner().invoke(main, ["user", "variables", "--tenant", t.tenant.slug, "VIC@x.test"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0 and json.loads(result.output) == expected
 
 
 # -- start-up ------------------------------------------------------------------------------------
@@ -328,3 +454,28 @@ def test_unknown_tenant_profile_is_a_clear_500(tenancy, storage):
         session.get(Tenant, t.tenant.id).profile = "removed"
     response = t.scim.post("/Users", {"userName": "x"})
     assert response.status_code == 500 and "mapping profile 'removed'" in response.get_json()["detail"]
+
+
+# -- Bulk ----------------------------------------------------------------------------------------
+
+
+def test_bulk_failed_operation_leaves_no_org_or_event(tenancy):
+    """Bulk runs operations in savepoints: a refused mapping rolls back with its events only."""
+    t = tenancy("t-reject")
+    t.admin(lambda service: service.create("TAKEN", "Taken"))
+    cursor = t.cursor()
+    operations = [
+        {"method": "POST", "path": "/Users", "bulkId": "u", "data": {"schemas": [USER], "userName": "bulk-user"}},
+        {"method": "POST", "path": "/Groups", "bulkId": "bad",
+         "data": {"schemas": [GROUP], "displayName": "Clash", "externalId": "TAKEN"}},
+        {"method": "POST", "path": "/Groups", "bulkId": "good",
+         "data": {"schemas": [GROUP], "displayName": "Fine", "externalId": "FINE", "members": [{"value": "bulkId:u"}]}},
+    ]
+    response = t.scim.post("/Bulk", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                                     "Operations": operations})
+    assert response.status_code == 200, response.get_json()
+    statuses = [op["status"] for op in response.get_json()["Operations"]]
+    assert statuses == ["201", "409", "201"]
+    assert set(t.orgs()) == {"TAKEN", "FINE"}
+    assert t.types(cursor) == ["user.provisioned", "org.created", "membership.added", "user.primary_org_changed"]
+    assert t.variables("bulk-user")["org_ids"] == ["FINE"]

@@ -111,5 +111,56 @@ def test_the_touched_user_got_the_org(mapped_groups):
     group = mapped_groups[SIZES[1]]
     user = group["outsiders"][0]
     patch(group, {"op": "add", "path": "members", "value": [{"value": user}]})
-    body = group["scim"].get(f"/Users/{user}").get_json()
+    body = group["scim"].get(f"/Users/{user}?attributes={INF_USER}").get_json()
     assert f"ORG-{SIZES[1]}" in body[INF_USER]["orgIds"]
+
+
+def _request(base: str, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{base}/scim/v2{path}", data=data, method=method, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+@pytest.mark.slow
+def test_concurrent_single_mode_adds_end_with_one_org(live_server, storage):
+    """8 workers add the same user to 8 org groups at once (okta: single mode): one org wins, none leaks."""
+    import threading
+
+    from tests.conftest import new_tenant
+    from tests.conftest import new_token
+
+    token = new_token(storage, new_tenant(storage, profile="okta"))
+    status, user = _request(live_server.url, token, "POST", "/Users", {"userName": "race@x.test"})
+    assert status == 201
+    groups = []
+    for n in range(8):
+        status, group = _request(live_server.url, token, "POST", "/Groups", {"displayName": f"ORG-{n + 1} Race {n}"})
+        assert status == 201
+        groups.append(group["id"])
+    errors: list[Any] = []
+
+    def add(group_id: str) -> None:
+        status, body = _request(live_server.url, token, "PATCH", f"/Groups/{group_id}?excludedAttributes=members", {
+            "schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": user["id"]}]}]})
+        if status != 200:
+            errors.append((status, body))
+
+    threads = [threading.Thread(target=add, args=(gid,)) for gid in groups]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    status, body = _request(live_server.url, token, "GET", f"/Users/{user['id']}?attributes={INF_USER}")
+    view = body[INF_USER]
+    assert len(view["orgIds"]) == 1 and view["orgId"] == view["orgIds"][0] and view["primaryOrgConflict"] is True

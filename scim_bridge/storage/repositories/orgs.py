@@ -115,6 +115,16 @@ class OrgRepository:
         return list(self._session.scalars(select(Org).where(Org.tenant_id == self._tenant_id)
                                           .order_by(Org.org_id)))
 
+    def all_groups(self) -> list[Group]:
+        """Return every group of the tenant (admin resync only)."""
+        return list(self._session.scalars(select(Group).where(Group.tenant_id == self._tenant_id)
+                                          .order_by(Group.created, Group.id)))
+
+    def all_user_ids(self) -> list[uuid.UUID]:
+        """Return the id of every user of the tenant (admin resync only)."""
+        return list(self._session.scalars(select(User.id).where(User.tenant_id == self._tenant_id)
+                                          .order_by(User.created, User.id)))
+
     def group_names(self, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
         """Return the displayName of several groups."""
         if not group_ids:
@@ -238,12 +248,20 @@ class OrgRepository:
         """Delete every membership of one user."""
         self._session.execute(delete(OrgMembership).where(OrgMembership.user_id == user_id))
 
-    def states(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, UserOrgState]:
-        """Return the resolved state rows of several users, in one query."""
+    def states(self, user_ids: Sequence[uuid.UUID], for_update: bool = False) -> dict[uuid.UUID, UserOrgState]:
+        """Return the resolved state rows of several users, in one query per 1,000.
+
+        *for_update* locks them (PostgreSQL) in user id order, so concurrent recomputations of the
+        same users queue instead of deadlocking, and each sees what the other committed.
+        """
         found: dict[uuid.UUID, UserOrgState] = {}
-        for batch in chunked(dict.fromkeys(user_ids)):
+        for batch in chunked(sorted(set(user_ids))):
             stmt = select(UserOrgState).where(UserOrgState.tenant_id == self._tenant_id,
                                               UserOrgState.user_id.in_(batch))
+            if for_update:
+                # populate_existing: rows already in the session are refreshed with what the lock saw.
+                stmt = (stmt.order_by(UserOrgState.user_id).with_for_update()
+                        .execution_options(populate_existing=True))
             found.update({state.user_id: state for state in self._session.scalars(stmt)})
         return found
 

@@ -28,6 +28,8 @@ def upgrade() -> None:
     with op.batch_alter_table('groups', schema=None) as batch_op:
         batch_op.alter_column('org_id', new_column_name='iam_org_id', existing_type=sa.String(length=255),
                               existing_nullable=True)
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('iam_org_id', sa.String(length=255), nullable=True))
 
     op.create_table('orgs',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -114,5 +116,7 @@ def downgrade() -> None:
     with op.batch_alter_table('groups', schema=None) as batch_op:
         batch_op.alter_column('iam_org_id', new_column_name='org_id', existing_type=sa.String(length=255),
                               existing_nullable=True)
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('iam_org_id')
     with op.batch_alter_table('tenants', schema=None) as batch_op:
         batch_op.drop_column('profile')
