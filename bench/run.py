@@ -390,13 +390,17 @@ def measure(bench: Bench, op: Op, ctx: Ctx, db: Database) -> dict[str, Any]:
         record["single_request"] = single_large_get(bench, ctx.big_groups[10_000])
     for _ in range(bench.args.rounds):
         a = bench.load(bench.ceiling, op, request_file, 0)
+        ceiling_drain = bench.ceiling.wait_idle()
         offset = ctx.consumed.get(op.name, 0) if op.stateful else 0
         b = bench.load(bench.service, op, request_file, offset)
         if op.stateful:
             ctx.consumed[op.name] = offset + b.used
+        # Slow requests still running when wrk stops must not eat into the next run.
+        service_drain = bench.service.wait_idle()
         ratio = b.rps / a.rps if a.rps else 0.0
         record["rounds"].append({"ceiling": a.to_dict(), "service": b.to_dict(), "ratio": round(ratio, 4),
-                                 "loadavg_1m": round(os.getloadavg()[0], 2)})
+                                 "loadavg_1m": round(os.getloadavg()[0], 2),
+                                 "drain_s": {"ceiling": ceiling_drain, "service": service_drain}})
         print(f"    {op.name}: ceiling {a.rps:,.0f}/s  service {b.rps:,.1f}/s  ratio {ratio:.3f}"
               f"  p50 {b.p50_ms:.1f} ms  p99 {b.p99_ms:.1f} ms  non-2xx {b.non2xx}", file=sys.stderr, flush=True)
     if group_size and op.name.startswith("group_"):
@@ -485,6 +489,7 @@ def profile(bench: Bench, op: Op, ctx: Ctx, stamp: str) -> dict[str, Any]:
     result = bench.load(bench.service, op, request_file, offset)
     if op.stateful:
         ctx.consumed[op.name] = offset + result.used
+    bench.service.wait_idle()
     try:
         spy_out, _ = spy.communicate(timeout=bench.args.duration + 60)
     except subprocess.TimeoutExpired:

@@ -111,9 +111,37 @@ class Server:
         if self.process is not None:
             stop(self.process)
 
+    def wait_idle(self, timeout: float = 120) -> float:
+        """Wait until no connection to the port is open (requests still running after a load run
+        ended would slow the next run down); return the seconds waited (bounded by *timeout*)."""
+        started = time.monotonic()
+        while open_connections(self.port) and time.monotonic() - started < timeout:
+            time.sleep(0.1)
+        return round(time.monotonic() - started, 2)
+
     def workers(self) -> list[int]:
         """Return the pids of the current workers."""
         return children(self.process.pid) if self.process is not None else []
+
+
+# /proc/net/tcp states of a connection still in use: ESTABLISHED, CLOSE_WAIT.
+_BUSY_STATES = {"01", "08"}
+
+
+def open_connections(port: int) -> int:
+    """Count connections to local *port* that are established or not yet closed by the server."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                next(fh, None)
+                for line in fh:
+                    fields = line.split()
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] in _BUSY_STATES:
+                        count += 1
+        except OSError:
+            continue
+    return count
 
 
 def children(pid: int) -> list[int]:
