@@ -276,7 +276,8 @@ INFINITY_GROUP = Schema(INFINITY_GROUP_SCHEMA, "InfinityGroup", "The Infinity or
                                       "derive the organization's orgId from it.", case_exact=True),
     Attribute("orgId", description="The Org ID of the Infinity organization this group is linked to.",
               case_exact=True, mutability="readOnly", returned="request"),
-    Attribute("orgName", description="The name of the linked Infinity organization.", mutability="readOnly", returned="request"),
+    Attribute("orgName", description="The name of the linked Infinity organization.", mutability="readOnly",
+              returned="request"),
     Attribute("managed", BOOLEAN, mutability="readOnly", returned="request",
               description="True when the organization was created from this group by the identity provider; "
                           "false when the group was linked to an organization an admin created."),

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy import event
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+@contextmanager
+def recorded_statements(engine: Engine) -> Iterator[list[str]]:
+    """Collect the SQL statements *engine* executes inside the block."""
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_okta_push_group(scim):
@@ -89,16 +108,8 @@ def test_group_cannot_contain_itself(scim):
 def test_excluded_members_are_not_loaded(scim, engine):
     users = [scim.create_user(f"m{i}")["id"] for i in range(3)]
     group = scim.create_group("big", users)
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(engine) as statements:
         response = scim.get(f"/Groups/{group['id']}?excludedAttributes=members")
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert response.status_code == 200 and "members" not in response.get_json()
     assert not any("group_members" in s for s in statements)
 
@@ -106,16 +117,8 @@ def test_excluded_members_are_not_loaded(scim, engine):
 def test_members_are_one_query(scim, engine):
     users = [scim.create_user(f"q{i}")["id"] for i in range(25)]
     group = scim.create_group("query-count", users)
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(engine) as statements:
         response = scim.get(f"/Groups/{group['id']}")
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert len(response.get_json()["members"]) == 25
     assert sum("group_members" in s for s in statements) == 1
 

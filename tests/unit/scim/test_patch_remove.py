@@ -15,36 +15,17 @@ from scim_bridge.scim.schema import ENTERPRISE_USER_SCHEMA as ENT
 from scim_bridge.scim.schema import PATCH_OP_SCHEMA
 from scim_bridge.scim.schema import USER_RESOURCE
 from scim_bridge.scim.schema import USER_SCHEMA
-
-WORK = {"value": "bjensen@work.example", "type": "work", "primary": True}
-HOME = {"value": "babs@home.example", "type": "home"}
-WORK_PHONE = {"value": "555-0100", "type": "work"}
-WORK_ADDRESS = {"type": "work", "streetAddress": "1 Main St", "locality": "Springfield"}
-NAME = {"givenName": "Barbara", "familyName": "Jensen"}
-ENTERPRISE = {"department": "Sales", "manager": {"value": "m1"}}
-
-
-def base_user() -> dict[str, Any]:
-    """Return a fresh user in canonical wire form."""
-    return {
-        "schemas": [USER_SCHEMA, ENT],
-        "id": "u1",
-        "userName": "bjensen",
-        "name": dict(NAME),
-        "displayName": "Babs Jensen",
-        "active": True,
-        "emails": [dict(WORK), dict(HOME)],
-        "phoneNumbers": [dict(WORK_PHONE)],
-        "addresses": [dict(WORK_ADDRESS)],
-        ENT: {"department": "Sales", "manager": {"value": "m1"}},
-        "meta": {"resourceType": "User"},
-    }
+from tests.unit.scim.patch_fixtures import ENTERPRISE
+from tests.unit.scim.patch_fixtures import HOME
+from tests.unit.scim.patch_fixtures import NAME
+from tests.unit.scim.patch_fixtures import WORK
+from tests.unit.scim.patch_fixtures import base_user
+from tests.unit.scim.patch_fixtures import run_one
 
 
 def remove(path: str, resource: dict[str, Any] | None = None, **extra: Any) -> PatchResult:
     """Apply one ``remove`` operation to *resource* (default: the base user)."""
-    body = {"schemas": [PATCH_OP_SCHEMA], "Operations": [{"op": "remove", "path": path, **extra}]}
-    return apply_patch(base_user() if resource is None else resource, parse_patch_request(body), USER_RESOURCE)
+    return run_one("remove", {"path": path, **extra}, resource)
 
 
 REMOVE_CASES = [
