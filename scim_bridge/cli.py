@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +38,7 @@ from scim_bridge.mappings.model import Profile
 from scim_bridge.settings import Settings
 from scim_bridge.settings import SettingsError
 from scim_bridge.storage import migrations
+from scim_bridge.storage.models import Tenant
 from scim_bridge.storage.session import Storage
 from scim_bridge.storage.session import cli_unit_of_work
 
@@ -89,6 +92,16 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+@contextmanager
+def tenant_unit(ctx: Context, slug: str, *refusals: type[Exception]) -> Iterator[tuple[Session, Tenant]]:
+    """Run one transaction for tenant SLUG; a refusal becomes exit code 1 with its message."""
+    with cli_unit_of_work(ctx.storage) as session:
+        try:
+            yield session, TenantService(session).require(slug)
+        except (TenantError, *refusals) as exc:
+            raise click.ClickException(str(exc)) from exc
 
 
 @click.group()
@@ -214,13 +227,9 @@ def token() -> None:
 @pass_ctx
 def token_create(ctx: Context, slug: str, scope: str, expires_in: int | None, description: str | None) -> None:
     """Mint a token; the token alone is printed on the last line."""
-    with cli_unit_of_work(ctx.storage) as session:
-        try:
-            tenant_row = TenantService(session).require(slug)
-            minted = tokens.mint_token(session, tenant_row.id, scope=scope, description=description,
-                                       expires_in=timedelta(days=expires_in) if expires_in else None)
-        except (TenantError, tokens.TokenError) as exc:
-            raise click.ClickException(str(exc)) from exc
+    with tenant_unit(ctx, slug, tokens.TokenError) as (session, tenant_row):
+        minted = tokens.mint_token(session, tenant_row.id, scope=scope, description=description,
+                                   expires_in=timedelta(days=expires_in) if expires_in else None)
         audit.record(session, audit.TOKEN_CREATE, audit.SUCCESS, tenant_id=tenant_row.id, client=CLI_ACTOR,
                      resource_type="token", resource_id=str(minted.record.id), detail=f"scope '{minted.record.scope}'")
         expiry = minted.record.expires_at.isoformat() if minted.record.expires_at else "never"
@@ -234,11 +243,7 @@ def token_create(ctx: Context, slug: str, scope: str, expires_in: int | None, de
 @pass_ctx
 def token_list(ctx: Context, slug: str, as_json: bool) -> None:
     """List a tenant's tokens (never the secrets)."""
-    with cli_unit_of_work(ctx.storage) as session:
-        try:
-            tenant_row = TenantService(session).require(slug)
-        except TenantError as exc:
-            raise click.ClickException(str(exc)) from exc
+    with tenant_unit(ctx, slug) as (session, tenant_row):
         for t in tokens.list_tokens(session, tenant_row.id):
             state = "revoked" if t.revoked_at else ("active" if tokens.is_active(t) else "expired")
             row = {"id": str(t.id), "prefix": t.token_prefix, "kind": t.kind, "scope": t.scope, "state": state,
@@ -262,11 +267,7 @@ def token_revoke(ctx: Context, slug: str, token_id: str) -> None:
         parsed = uuid.UUID(token_id)
     except ValueError as exc:
         raise click.ClickException(f"{token_id!r} is not a token id (see `scim-bridge token list`)") from exc
-    with cli_unit_of_work(ctx.storage) as session:
-        try:
-            tenant_row = TenantService(session).require(slug)
-        except TenantError as exc:
-            raise click.ClickException(str(exc)) from exc
+    with tenant_unit(ctx, slug) as (session, tenant_row):
         record = tokens.revoke_token(session, tenant_row.id, parsed)
         if record is None:
             raise click.ClickException(f"tenant {slug} has no token {token_id}")
@@ -290,12 +291,8 @@ def client() -> None:
 @pass_ctx
 def client_create(ctx: Context, slug: str, name: str, scope: str, introspect: bool) -> None:
     """Register a client; print {"client_id", "client_secret"} as JSON (the secret is shown only now)."""
-    with cli_unit_of_work(ctx.storage) as session:
-        try:
-            tenant_row = TenantService(session).require(slug)
-            issued = ClientService(session, CLI_ACTOR).create(tenant_row.id, name, scope, can_introspect=introspect)
-        except (TenantError, ClientError) as exc:
-            raise click.ClickException(str(exc)) from exc
+    with tenant_unit(ctx, slug, ClientError) as (session, tenant_row):
+        issued = ClientService(session, CLI_ACTOR).create(tenant_row.id, name, scope, can_introspect=introspect)
     click.echo(json.dumps({"client_id": issued.client.client_id, "client_secret": issued.secret}))
 
 
@@ -305,11 +302,7 @@ def client_create(ctx: Context, slug: str, name: str, scope: str, introspect: bo
 @pass_ctx
 def client_list(ctx: Context, slug: str, as_json: bool) -> None:
     """List a tenant's clients (never their secrets)."""
-    with cli_unit_of_work(ctx.storage) as session:
-        try:
-            tenant_row = TenantService(session).require(slug)
-        except TenantError as exc:
-            raise click.ClickException(str(exc)) from exc
+    with tenant_unit(ctx, slug) as (session, tenant_row):
         for c in ClientService(session, CLI_ACTOR).list(tenant_row.id):
             row = {"client_id": c.client_id, "name": c.name, "scope": c.scope, "introspect": c.can_introspect,
                    "state": "disabled" if c.disabled_at else "active", "created": c.created.isoformat(),
@@ -330,13 +323,9 @@ def client_list(ctx: Context, slug: str, as_json: bool) -> None:
 def client_rotate_secret(ctx: Context, slug: str, grace: int | None, client_id: str) -> None:
     """Give CLIENT_ID a new secret; print it as JSON with the end of the old one's grace period."""
     seconds = ctx.settings.client_secret_grace_seconds if grace is None else grace
-    with cli_unit_of_work(ctx.storage) as session:
-        try:
-            tenant_row = TenantService(session).require(slug)
-            issued = ClientService(session, CLI_ACTOR).rotate_secret(tenant_row.id, client_id,
-                                                                     timedelta(seconds=seconds))
-        except (TenantError, ClientError) as exc:
-            raise click.ClickException(str(exc)) from exc
+    with tenant_unit(ctx, slug, ClientError) as (session, tenant_row):
+        issued = ClientService(session, CLI_ACTOR).rotate_secret(tenant_row.id, client_id,
+                                                                 timedelta(seconds=seconds))
     click.echo(json.dumps({"client_id": issued.client.client_id, "client_secret": issued.secret,
                            "previous_secret_valid_until": _iso(issued.client.previous_secret_expires_at)}))
 
@@ -347,12 +336,8 @@ def client_rotate_secret(ctx: Context, slug: str, grace: int | None, client_id: 
 @pass_ctx
 def client_disable(ctx: Context, slug: str, client_id: str) -> None:
     """Stop CLIENT_ID from getting tokens and revoke the ones it has."""
-    with cli_unit_of_work(ctx.storage) as session:
-        try:
-            tenant_row = TenantService(session).require(slug)
-            revoked = ClientService(session, CLI_ACTOR).disable(tenant_row.id, client_id)
-        except (TenantError, ClientError) as exc:
-            raise click.ClickException(str(exc)) from exc
+    with tenant_unit(ctx, slug, ClientError) as (session, tenant_row):
+        revoked = ClientService(session, CLI_ACTOR).disable(tenant_row.id, client_id)
     click.echo(f"disabled client {client_id}; revoked {revoked} token(s)")
 
 
@@ -362,12 +347,8 @@ def client_disable(ctx: Context, slug: str, client_id: str) -> None:
 @pass_ctx
 def client_enable(ctx: Context, slug: str, client_id: str) -> None:
     """Let a disabled CLIENT_ID get tokens again."""
-    with cli_unit_of_work(ctx.storage) as session:
-        try:
-            tenant_row = TenantService(session).require(slug)
-            ClientService(session, CLI_ACTOR).enable(tenant_row.id, client_id)
-        except (TenantError, ClientError) as exc:
-            raise click.ClickException(str(exc)) from exc
+    with tenant_unit(ctx, slug, ClientError) as (session, tenant_row):
+        ClientService(session, CLI_ACTOR).enable(tenant_row.id, client_id)
     click.echo(f"enabled client {client_id}")
 
 
@@ -377,12 +358,8 @@ def client_enable(ctx: Context, slug: str, client_id: str) -> None:
 @pass_ctx
 def client_delete(ctx: Context, slug: str, client_id: str) -> None:
     """Delete CLIENT_ID and revoke its tokens."""
-    with cli_unit_of_work(ctx.storage) as session:
-        try:
-            tenant_row = TenantService(session).require(slug)
-            revoked = ClientService(session, CLI_ACTOR).delete(tenant_row.id, client_id)
-        except (TenantError, ClientError) as exc:
-            raise click.ClickException(str(exc)) from exc
+    with tenant_unit(ctx, slug, ClientError) as (session, tenant_row):
+        revoked = ClientService(session, CLI_ACTOR).delete(tenant_row.id, client_id)
     click.echo(f"deleted client {client_id}; revoked {revoked} token(s)")
 
 
@@ -401,11 +378,7 @@ def audit_group() -> None:
 @pass_ctx
 def audit_tail(ctx: Context, slug: str, limit: int, action: str | None, as_json: bool) -> None:
     """Print a tenant's most recent audit events, oldest first."""
-    with cli_unit_of_work(ctx.storage) as session:
-        try:
-            tenant_row = TenantService(session).require(slug)
-        except TenantError as exc:
-            raise click.ClickException(str(exc)) from exc
+    with tenant_unit(ctx, slug) as (session, tenant_row):
         for event in audit.tail(session, tenant_row.id, limit, action):
             row = audit.to_dict(event)
             if as_json:
@@ -502,11 +475,7 @@ def user_variables(ctx: Context, slug: str, user_name: str) -> None:
 @pass_ctx
 def events_command(ctx: Context, slug: str, cursor: int, limit: int) -> None:
     """Print the tenant's change log after CURSOR as JSON lines, oldest first."""
-    with cli_unit_of_work(ctx.storage) as session:
-        try:
-            tenant_row = TenantService(session).require(slug)
-        except TenantError as exc:
-            raise click.ClickException(str(exc)) from exc
+    with tenant_unit(ctx, slug) as (session, tenant_row):
         for event in read_events(session, tenant_row.id, cursor, limit):
             click.echo(json.dumps(event))
 
