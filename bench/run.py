@@ -29,8 +29,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import UTC
 from datetime import datetime
-from datetime import timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -575,7 +575,8 @@ def markdown(report: dict[str, Any]) -> str:
              f"load generator {report['generator']}, concurrency {report['args']['concurrency']}, "
              f"{report['args']['duration']} s per run, {report['args']['rounds']} rounds A/B; "
              f"statistics: {report.get('statistics', 'not recorded')}; "
-             f"load average at start {report['machine']['loadavg'][0]:.2f}; tree {report['machine'].get('tree', 'unknown')}.",
+             f"load average at start {report['machine']['loadavg'][0]:.2f}; "
+             f"tree {report['machine'].get('tree', 'unknown')}.",
              "",
              "| operation | req/s | p50 ms | p99 ms | ceiling req/s | ratio (range) | target | non-2xx |",
              "|---|---:|---:|---:|---:|---:|---|---:|"]
@@ -623,7 +624,8 @@ def target_checks(report: dict[str, Any]) -> list[str]:
     for kind in ("add", "remove"):
         small, big = by_name.get(f"group_{kind}_member_1000"), by_name.get(f"group_{kind}_member_100000")
         if small and big:
-            rel = big["summary"]["service_rps"] / small["summary"]["service_rps"] if small["summary"]["service_rps"] else 0
+            base = small["summary"]["service_rps"]
+            rel = big["summary"]["service_rps"] / base if base else 0
             out.append(f"PATCH {kind} on 100,000 vs 1,000 members: {rel:.2f} of the 1,000-member rate "
                        f"(≥ 0.80 wanted) {'met' if rel >= 0.8 else 'missed'}")
     single = by_name.get("get_group_members_10000", {}).get("single_request")
@@ -663,6 +665,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed-connections", type=int, default=2,
                    help="parallel connections while seeding (/Bulk requests of one tenant run one at a time: "
                         "more would only queue, past the 55 s worker timeout)")
+    p.add_argument("--seed-with", choices=("auto", "post"), default="auto",
+                   help="auto: /Bulk when the service has it; post: parallel POST /Users regardless")
     p.add_argument("--bulk-batch", type=int, default=1000, help="operations per /Bulk request")
     p.add_argument("--patch-batch", type=int, default=5000, help="members per PATCH while filling large groups")
     p.add_argument("--seed-timeout", type=float, default=7200, help="give up seeding after this many seconds")
@@ -690,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_signal_handlers()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     generator = "wrk" if load.wrk_available() and not args.python_client else "python"
     work = RESULTS / f"{stamp}-requests"
@@ -731,6 +735,8 @@ def main(argv: list[str] | None = None) -> int:
         # Seeding requests are large (1,000 users per /Bulk, queued behind each other): a long timeout.
         api = Api(HOST, service.port, token, timeout=max(args.timeout, 900))
         caps = seed.probe(api)
+        if args.seed_with == "post":
+            caps.bulk = False
         report["endpoints"] = {"bulk": caps.bulk, "oauth_token": caps.oauth_token, "client_cli": client is not None}
         print(f"  endpoints: /Bulk {'present' if caps.bulk else 'missing'}, /oauth/token "
               f"{'present' if caps.oauth_token else 'missing'}", file=sys.stderr, flush=True)
@@ -828,7 +834,7 @@ def main(argv: list[str] | None = None) -> int:
                 db.drop()
             except Exception as exc:  # reported, never hides the run's own error
                 print(f"could not drop the benchmark database: {exc}", file=sys.stderr)
-        report["finished"] = datetime.now(timezone.utc).isoformat()
+        report["finished"] = datetime.now(UTC).isoformat()
         report["machine_loadavg_end"] = os.getloadavg()
         out = RESULTS / f"{stamp}.json"
         out.write_text(json.dumps(report, indent=2, default=str))
