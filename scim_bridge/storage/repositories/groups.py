@@ -99,7 +99,9 @@ class GroupRepository:
                 case((GroupMember.user_id.is_not(None), "User"), else_="Group"),
                 GroupMember.display,
             )
-            .where(GroupMember.tenant_id == self._tenant_id, GroupMember.group_id.in_(group_ids))
+            # By group only: the ids come from tenant-scoped rows, and a tenant_id predicate here
+            # makes SQLite (no statistics) scan every membership of the tenant instead of the group's.
+            .where(GroupMember.group_id.in_(group_ids))
             .order_by(GroupMember.group_id, GroupMember.id)
         )
         for row in self._session.execute(stmt.execution_options(yield_per=2000)):

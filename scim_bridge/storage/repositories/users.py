@@ -86,7 +86,9 @@ class UserRepository:
         if not user_ids:
             return grouped
         stmt = (select(UserValue)
-                .where(UserValue.tenant_id == self._tenant_id, UserValue.user_id.in_(user_ids))
+                # By user only: the ids come from tenant-scoped rows, and a tenant_id predicate here
+                # makes SQLite (no statistics) walk the tenant's whole (tenant_id, ...) index instead.
+                .where(UserValue.user_id.in_(user_ids))
                 .order_by(UserValue.user_id, UserValue.attribute, UserValue.position))
         for row in self._session.scalars(stmt):
             grouped[row.user_id].append(row)
