@@ -18,11 +18,10 @@ from scim_bridge.http.admin import console as admin_console
 from scim_bridge.http.context import PROFILES_KEY
 from scim_bridge.http.scim import bp as scim_bp
 from scim_bridge.mappings.loader import load_profiles
+from scim_bridge.settings import EXTENSION_KEY
 from scim_bridge.settings import Settings
 from scim_bridge.storage import session as storage_session
 from scim_bridge.storage.session import Storage
-
-SETTINGS_KEY = "scim_bridge.settings"
 
 
 def create_app(settings: Settings | None = None, storage: Storage | None = None) -> Flask:
@@ -34,7 +33,7 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         JSON_SORT_KEYS=False,
     )
-    app.extensions[SETTINGS_KEY] = settings
+    app.extensions[EXTENSION_KEY] = settings
     # Mapping profiles are loaded once; an invalid one raises MappingError (file, key, problem) and
     # the server refuses to start.
     app.extensions[PROFILES_KEY] = load_profiles(settings.mappings_path())
@@ -59,5 +58,5 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
 
 def get_settings(app: Flask) -> Settings:
     """Return the settings an app was built with."""
-    settings: Settings = app.extensions[SETTINGS_KEY]
+    settings: Settings = app.extensions[EXTENSION_KEY]
     return settings

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 PREFIX = "SCIM_BRIDGE_"
+EXTENSION_KEY = "scim_bridge.settings"
+"""Where the app factory keeps its :class:`Settings` in ``app.extensions`` (one place, read by all)."""
 DEFAULT_SQLITE_PATH = Path("instance") / "scim_bridge.db"
 # The mapping profiles shipped with the project (top-level ``mappings/``, next to the package).
 DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"

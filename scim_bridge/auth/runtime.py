@@ -8,19 +8,18 @@ from flask import g
 from flask import has_request_context
 from flask import request
 
+from scim_bridge.settings import EXTENSION_KEY
 from scim_bridge.settings import Settings
-
-SETTINGS_KEY = "scim_bridge.auth.settings"
 
 
 def bind_settings(app: Flask, settings: Settings) -> None:
-    """Keep *settings* on *app* for the auth package (per app, so several apps may coexist)."""
-    app.extensions[SETTINGS_KEY] = settings
+    """Keep *settings* on *app* unless the app factory already did (per app, so several apps may coexist)."""
+    app.extensions.setdefault(EXTENSION_KEY, settings)
 
 
 def auth_settings() -> Settings:
     """Return the settings of the running app."""
-    settings: Settings = current_app.extensions.get(SETTINGS_KEY) or Settings()
+    settings: Settings = current_app.extensions.get(EXTENSION_KEY) or Settings()
     return settings
 
 

@@ -45,6 +45,7 @@ from scim_bridge.scim.bulk import OperationResult
 from scim_bridge.scim.bulk import UnresolvedReference
 from scim_bridge.scim.bulk import substitute
 from scim_bridge.scim.errors import ScimError
+from scim_bridge.scim.etag import weak_etag
 
 _ACTIONS = {"POST": "create", "PUT": "replace", "PATCH": "patch", "DELETE": "delete"}
 _SUCCESS = {"POST": 201, "PUT": 200, "PATCH": 200, "DELETE": 204}
@@ -122,7 +123,7 @@ class BulkService:
         self._record(op, endpoint, resource_id, None)
         return OperationResult(op.index, op.method, op.bulk_id, _SUCCESS[op.method],
                                f"{self._base_url}/{endpoint}/{resource_id}",
-                               f'W/"{version}"' if version is not None else None)
+                               weak_etag(version) if version is not None else None)
 
     def reject(self, op: BulkOperation, error: ScimError) -> OperationResult:
         """Fail *op* without running it (bad path, unresolvable bulkId) and audit the failure."""

@@ -19,9 +19,9 @@ from scim_bridge.domain.orgs import MemberDelta
 from scim_bridge.domain.orgs import OrgSync
 from scim_bridge.domain.query import ListQuery
 from scim_bridge.domain.query import ListResult
-from scim_bridge.domain.users import check_if_match
 from scim_bridge.mappings.model import Profile
 from scim_bridge.scim import schema as s
+from scim_bridge.scim.etag import require_match
 from scim_bridge.scim.patch import MemberChange
 from scim_bridge.scim.patch import apply_patch
 from scim_bridge.scim.patch import parse_patch_request
@@ -131,7 +131,7 @@ class GroupService:
     def replace(self, group_id: str, body: Any, if_match: str | None = None) -> Group:
         """Replace a group from a PUT body: name, externalId and the exact member set."""
         group = self._load(group_id, for_update=True)
-        check_if_match(if_match, group.version)
+        require_match(if_match, group.version)
         data = normalize(body, RESOURCE, self._options)
         self._check_unique(data, group.id)
         before = to_scim_group(group, self._base_url, None)
@@ -150,7 +150,7 @@ class GroupService:
         """Apply a PatchOp atomically. Members are never loaded: each change costs O(its members)."""
         operations = parse_patch_request(body)
         group = self._load(group_id, for_update=True)
-        check_if_match(if_match, group.version)
+        require_match(if_match, group.version)
         current = to_scim_group(group, self._base_url, None)
         result = apply_patch(current, operations, RESOURCE, ignore_unknown=self._options.ignore_unknown)
         changed = False
@@ -206,7 +206,7 @@ class GroupService:
     def delete(self, group_id: str, if_match: str | None = None) -> None:
         """Delete a group and every membership that names it; its org is detached or deleted per the profile."""
         group = self._load(group_id, for_update=True)
-        check_if_match(if_match, group.version)
+        require_match(if_match, group.version)
         pending = self._sync.group_deleting(group) if self._sync is not None else None
         self._groups.delete(group)
         self._session.flush()

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from scim_bridge.scim import schema as s
+from scim_bridge.scim.etag import weak_etag
 from scim_bridge.storage.models import Group
 from scim_bridge.storage.models import Org
 from scim_bridge.storage.models import User
@@ -107,7 +108,7 @@ def meta(resource_type: str, row: User | Group, location: str) -> dict[str, Any]
         "created": iso(row.created),
         "lastModified": iso(row.last_modified),
         "location": location,
-        "version": f'W/"{row.version}"',
+        "version": weak_etag(row.version),
     }
 
 

@@ -9,7 +9,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scim_bridge.domain.errors import NotFound
-from scim_bridge.domain.errors import PreconditionFailed
 from scim_bridge.domain.errors import Uniqueness
 from scim_bridge.domain.mapping import MULTI_VALUED
 from scim_bridge.domain.mapping import GroupRef
@@ -22,6 +21,7 @@ from scim_bridge.domain.query import ListQuery
 from scim_bridge.domain.query import ListResult
 from scim_bridge.mappings.model import Profile
 from scim_bridge.scim import schema as s
+from scim_bridge.scim.etag import require_match
 from scim_bridge.scim.patch import apply_patch
 from scim_bridge.scim.patch import parse_patch_request
 from scim_bridge.scim.projection import Projection
@@ -115,7 +115,7 @@ class UserService:
     def replace(self, user_id: str, body: Any, if_match: str | None = None) -> User:
         """Replace a user from a PUT body (RFC 7644 §3.5.1); readOnly attributes are kept."""
         user = self._load(user_id, for_update=True)
-        check_if_match(if_match, user.version)
+        require_match(if_match, user.version)
         data = normalize(body, RESOURCE, self._options)
         self._check_unique(data, user.id)
         apply_scim_user(user, data)
@@ -133,7 +133,7 @@ class UserService:
         """Apply a PatchOp (RFC 7644 §3.5.2) atomically; only a real change bumps the version."""
         operations = parse_patch_request(body)
         user = self._load(user_id, for_update=True)
-        check_if_match(if_match, user.version)
+        require_match(if_match, user.version)
         values = self._users.values_of([user.id]).get(user.id, [])
         current = to_scim_user(user, self._base_url, None, values)
         result = apply_patch(current, operations, RESOURCE, ignore_unknown=self._options.ignore_unknown)
@@ -157,7 +157,7 @@ class UserService:
     def delete(self, user_id: str, if_match: str | None = None) -> None:
         """Delete a user; it leaves every group and org it was a member of."""
         user = self._load(user_id, for_update=True)
-        check_if_match(if_match, user.version)
+        require_match(if_match, user.version)
         if self._sync is not None:
             self._sync.user_deleting(user)
         self._users.delete(user)
@@ -216,16 +216,3 @@ def _wants_org(projection: Projection) -> bool:
 
 def _wants_values(projection: Projection) -> bool:
     return any(projection.wants(attr) for attr in MULTI_VALUED)
-
-
-def check_if_match(if_match: str | None, version: int) -> None:
-    """Raise 412 when an ``If-Match`` header does not name the current version (RFC 7644 §3.14)."""
-    if if_match is None:
-        return
-    current = f'W/"{version}"'
-    candidates = [c.strip() for c in if_match.split(",")]
-    if "*" in candidates:
-        return
-    normalized = {c if c.startswith("W/") else f"W/{c}" for c in candidates}
-    if current not in normalized:
-        raise PreconditionFailed(f"resource version is {current}, not {if_match}")

@@ -29,7 +29,8 @@ def audited_write(action: str, resource_type: str, resource_id: str | None = Non
 
     On success the audit record commits in the same transaction as the write. On failure the
     write rolls back and the failure is recorded in a transaction of its own (status and
-    ``scimType`` only: error details may quote request data). Bulk can use it per operation.
+    ``scimType`` only: error details may quote request data). Bulk records its operations
+    itself, inside its savepoints, with :func:`audit.record_scim_write`.
     """
     token = context.tenant()
     write = AuditedWrite(resource_id)

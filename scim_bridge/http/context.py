@@ -11,6 +11,7 @@ from scim_bridge.http.request_log import request_id
 from scim_bridge.mappings.model import Profile
 from scim_bridge.scim.errors import ScimError
 from scim_bridge.scim.resource import Options
+from scim_bridge.settings import EXTENSION_KEY
 from scim_bridge.settings import Settings
 
 SCIM_PREFIX = "/scim/v2"
@@ -25,7 +26,7 @@ class ProfileNotLoaded(ScimError):
 
 def settings() -> Settings:
     """Return the running app's settings."""
-    value: Settings = current_app.extensions["scim_bridge.settings"]
+    value: Settings = current_app.extensions[EXTENSION_KEY]
     return value
 
 

@@ -61,8 +61,9 @@ def _http_error(error: HTTPException) -> Response:
     else:
         response = jsonify(error=error.name.lower().replace(" ", "_"), error_description=detail)
         response.status_code = status
-    if status == 405 and error.get_response().headers.get("Allow"):
-        response.headers["Allow"] = error.get_response().headers["Allow"]
+    allow = error.get_response().headers.get("Allow") if status == 405 else None
+    if allow:
+        response.headers["Allow"] = allow
     return response
 
 

@@ -26,6 +26,8 @@ from scim_bridge.http.scim.params import list_query_from_body
 from scim_bridge.http.scim.params import projection_args
 from scim_bridge.http.scim.params import read_json
 from scim_bridge.http.scim.responses import scim_response
+from scim_bridge.scim.etag import etag_matches
+from scim_bridge.scim.etag import weak_etag
 from scim_bridge.scim.projection import Projection
 from scim_bridge.scim.schema import ResourceType
 
@@ -61,14 +63,14 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
 
     def respond(svc: ResourceService, row: Any, wanted: Projection, status: int = 200) -> Response:
         # ETag and Location come from the row, so they are sent even when the projection drops meta.
-        return resource_response(svc.render(row, wanted), status, etag=f'W/"{row.version}"',
+        return resource_response(svc.render(row, wanted), status, etag=weak_etag(row.version),
                                  location=f"{context.scim_base_url()}{endpoint}/{row.id}")
 
     @require_oauth(SCIM_READ)
     def get_resource(resource_id: str) -> Response:
         svc, wanted = service(), projection()
         row = svc.load(resource_id)  # one read of the row, for both the ETag check and the body
-        return not_modified_or(f'W/"{row.version}"', lambda: respond(svc, row, wanted))
+        return not_modified_or(row.version, lambda: respond(svc, row, wanted))
 
     @require_oauth(SCIM_WRITE)
     def create_resource() -> Response:
@@ -96,7 +98,7 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
             # response (RFC 7240 "Prefer: return=minimal") or the tenant chose it (Entra, which
             # sends no Prefer header, recommends 204 for group PATCH), else return the resource.
             if wants_minimal() or context.tenant().tenant_settings.get("patch_returns_no_content"):
-                return Response(status=204, headers={"ETag": f'W/"{row.version}"'})
+                return Response(status=204, headers={"ETag": weak_etag(row.version)})
             return respond(svc, row, wanted)
 
     @require_oauth(SCIM_WRITE)
@@ -127,15 +129,11 @@ def resource_response(body: dict[str, Any], status: int = 200, *, etag: str, loc
     return scim_response(body, status, headers)
 
 
-def not_modified_or(version: str, build: Callable[[], Response]) -> Response:
+def not_modified_or(version: int, build: Callable[[], Response]) -> Response:
     """Return 304 when ``If-None-Match`` names *version* (RFC 7644 §3.14), else ``build()``."""
     header = request.headers.get("If-None-Match")
-    if header:
-        tags = {t.strip() for t in header.split(",")}
-        if "*" in tags or version in tags or version.removeprefix("W/") in tags:
-            response = Response(status=304)
-            response.headers["ETag"] = version
-            return response
+    if header and etag_matches(header, version):
+        return Response(status=304, headers={"ETag": weak_etag(version)})
     return build()
 
 

@@ -26,8 +26,3 @@ def scim_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 def error_response(error: ScimError, headers: dict[str, str] | None = None) -> Response:
     """Render a :class:`ScimError` as an RFC 7644 §3.12 error response."""
     return scim_response(error.to_body(), error.status, headers)
-
-
-def etag(version: int) -> str:
-    """Return the weak ETag of a resource version (also ``meta.version``)."""
-    return f'W/"{version}"'
