@@ -23,6 +23,7 @@ from scim_bridge.admin import commands as admin_commands
 from scim_bridge.auth import tokens
 from scim_bridge.auth.clients import ClientError
 from scim_bridge.auth.clients import ClientService
+from scim_bridge.cli_context import Context
 from scim_bridge.domain import audit
 from scim_bridge.domain.events import read_events
 from scim_bridge.domain.orgs import OrgError
@@ -32,63 +33,12 @@ from scim_bridge.domain.tenants import TenantError
 from scim_bridge.domain.tenants import TenantService
 from scim_bridge.mappings.loader import check_files
 from scim_bridge.mappings.loader import load_profile
-from scim_bridge.mappings.loader import load_profiles
-from scim_bridge.mappings.model import MappingError
-from scim_bridge.mappings.model import Profile
-from scim_bridge.settings import Settings
-from scim_bridge.settings import SettingsError
 from scim_bridge.storage import migrations
 from scim_bridge.storage.models import Tenant
-from scim_bridge.storage.session import Storage
 from scim_bridge.storage.session import cli_unit_of_work
 
 TENANT_SETTINGS = {"ignore_unknown_attributes": bool, "patch_returns_no_content": bool}
 CLI_ACTOR = "cli"
-
-
-class Context:
-    """Settings and storage, built on first use (``--help`` needs neither)."""
-
-    def __init__(self) -> None:
-        self._settings: Settings | None = None
-        self._storage: Storage | None = None
-        self._profiles: dict[str, Profile] | None = None
-
-    @property
-    def settings(self) -> Settings:
-        """Return the settings from the environment."""
-        if self._settings is None:
-            try:
-                self._settings = Settings.from_env()
-            except SettingsError as exc:
-                raise click.ClickException(str(exc)) from exc
-        return self._settings
-
-    @property
-    def storage(self) -> Storage:
-        """Return the storage for the configured database."""
-        if self._storage is None:
-            self._storage = Storage.build(self.settings.database_url,
-                                          busy_timeout_ms=self.settings.sqlite_busy_timeout_ms)
-        return self._storage
-
-    @property
-    def profiles(self) -> dict[str, Profile]:
-        """Return the mapping profiles of the configured mappings directory (refuse if one is invalid)."""
-        if self._profiles is None:
-            try:
-                self._profiles = load_profiles(self.settings.mappings_path())
-            except MappingError as exc:
-                raise click.ClickException(str(exc)) from exc
-        return self._profiles
-
-    def profile(self, name: str) -> Profile:
-        """Return the loaded profile *name*."""
-        try:
-            return self.profiles[name]
-        except KeyError:
-            raise click.ClickException(f"mapping profile {name!r} is not loaded (check "
-                                       f"{self.settings.mappings_path()})") from None
 
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)

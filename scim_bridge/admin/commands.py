@@ -32,6 +32,7 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
+from scim_bridge import cli_context
 from scim_bridge.admin.errors import AdminError
 from scim_bridge.admin.errors import NotFound
 from scim_bridge.admin.errors import StalePlan
@@ -47,14 +48,9 @@ from scim_bridge.admin.reconcile import ReconcileService
 from scim_bridge.admin.schemas import ReportSchema
 from scim_bridge.admin.schemas import report_dict
 from scim_bridge.domain.tenants import TenantService
-from scim_bridge.mappings.loader import load_profiles
-from scim_bridge.mappings.model import MappingError
 from scim_bridge.mappings.model import Profile
-from scim_bridge.settings import Settings
-from scim_bridge.settings import SettingsError
 from scim_bridge.storage.models import ReconcilePlan
 from scim_bridge.storage.models import Tenant
-from scim_bridge.storage.session import Storage
 from scim_bridge.storage.session import cli_unit_of_work
 
 ACTOR = "cli"
@@ -69,41 +65,10 @@ class AdminCliError(click.ClickException):
         self.exit_code = exit_code
 
 
-class CliEnv:
-    """Settings, storage and mapping profiles from the environment, built on first use."""
-
-    def __init__(self) -> None:
-        self._storage: Storage | None = None
-        self._profiles: dict[str, Profile] | None = None
-        try:
-            self.settings = Settings.from_env()
-        except SettingsError as exc:
-            raise AdminCliError(str(exc)) from exc
-
-    @property
-    def storage(self) -> Storage:
-        """Return the storage of the configured database."""
-        if self._storage is None:
-            self._storage = Storage.build(self.settings.database_url,
-                                          busy_timeout_ms=self.settings.sqlite_busy_timeout_ms)
-        return self._storage
-
-    def profile(self, name: str) -> Profile:
-        """Return the loaded mapping profile *name*."""
-        if self._profiles is None:
-            try:
-                self._profiles = load_profiles(self.settings.mappings_path())
-            except MappingError as exc:
-                raise AdminCliError(str(exc)) from exc
-        if name not in self._profiles:
-            raise AdminCliError(f"mapping profile {name!r} is not loaded (check {self.settings.mappings_path()})")
-        return self._profiles[name]
-
-
 @contextmanager
 def tenant_session(slug: str) -> Iterator[tuple[Session, Tenant, Profile]]:
     """Open one transaction on tenant *slug*; map admin errors to their exit codes."""
-    env = CliEnv()
+    env = cli_context.current()
     try:
         with cli_unit_of_work(env.storage) as session:
             tenant = TenantService(session).by_slug(slug)
