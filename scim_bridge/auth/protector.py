@@ -27,7 +27,7 @@ from scim_bridge.auth import ratelimit
 from scim_bridge.auth.runtime import auth_settings
 from scim_bridge.auth.runtime import remote_addr
 from scim_bridge.auth.runtime import request_id
-from scim_bridge.auth.tokens import lookup_token
+from scim_bridge.auth.tokens import authenticate_bearer
 from scim_bridge.domain import audit
 from scim_bridge.scim.errors import ScimError
 from scim_bridge.storage.base import utcnow
@@ -75,20 +75,19 @@ class HashedTokenValidator(BearerTokenValidator):
 
     def authenticate_token(self, token_string: str) -> TokenContext | None:
         """Return the context of *token_string*, or ``None`` when it is unknown."""
-        found = lookup_token(get_session(), token_string)
-        if found is None:
+        grant = authenticate_bearer(get_session(), token_string)
+        if grant is None:
             return None
-        record, tenant = found.record, found.tenant
         context = TokenContext(
-            token_id=record.id,
-            tenant_id=tenant.id,
-            tenant_slug=tenant.slug,
-            tenant_settings=dict(tenant.settings or {}),
-            tenant_profile=tenant.profile,
-            client_id=record.client_id,
-            scope=record.scope,
-            expires_at=record.expires_at,
-            revoked=record.revoked_at is not None or not found.client_usable,
+            token_id=grant.token_id,
+            tenant_id=grant.tenant_id,
+            tenant_slug=grant.tenant_slug,
+            tenant_settings=grant.tenant_settings,
+            tenant_profile=grant.tenant_profile,
+            client_id=grant.client_id,
+            scope=grant.scope,
+            expires_at=grant.expires_at,
+            revoked=grant.revoked,
         )
         # Kept so that a refusal (expired, revoked, wrong scope) can be audited against its tenant.
         g.presented_token = context

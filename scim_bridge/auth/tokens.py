@@ -12,7 +12,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -142,6 +144,48 @@ def lookup_token(session: Session, token: str) -> TokenLookup | None:
     # A token issued to a client dies with it: deleted or disabled clients' tokens are refused.
     usable = record.client_id is None or (client_row_id is not None and client_disabled_at is None)
     return TokenLookup(record, tenant, usable)
+
+
+@dataclass(frozen=True, slots=True)
+class BearerGrant:
+    """What a presented bearer token grants, read in one query for every protected request."""
+
+    token_id: uuid.UUID
+    client_id: str | None
+    scope: str
+    expires_at: datetime | None
+    revoked: bool
+    tenant_id: uuid.UUID
+    tenant_slug: str
+    tenant_settings: dict[str, Any]
+    tenant_profile: str
+
+
+_tokens = AccessToken.__table__
+_tenants = Tenant.__table__
+_clients = OAuthClient.__table__
+# Built once: this runs on every SCIM request, and building a statement costs more than running it.
+_GRANT = (
+    select(_tokens.c.id, _tokens.c.client_id, _tokens.c.scope, _tokens.c.expires_at, _tokens.c.revoked_at,
+           _tenants.c.id, _tenants.c.slug, _tenants.c.settings, _tenants.c.profile,
+           _clients.c.id, _clients.c.disabled_at)
+    .join_from(_tokens, _tenants, _tenants.c.id == _tokens.c.tenant_id)
+    .outerjoin(_clients, _clients.c.client_id == _tokens.c.client_id)
+    .where(_tokens.c.token_hash == bindparam("token_hash"))
+)
+
+
+def authenticate_bearer(session: Session, token: str) -> BearerGrant | None:
+    """Return what *token* grants (token, tenant and client state in one indexed query), or ``None``."""
+    row = session.connection().execute(_GRANT, {"token_hash": hash_token(token)}).one_or_none()
+    if row is None:
+        return None
+    (token_id, client_id, scope, expires_at, revoked_at, tenant_id, slug, settings, profile,
+     client_row_id, client_disabled_at) = row
+    # A token issued to a client dies with it: deleted or disabled clients' tokens are refused.
+    client_usable = client_id is None or (client_row_id is not None and client_disabled_at is None)
+    return BearerGrant(token_id, client_id, scope, expires_at, revoked_at is not None or not client_usable,
+                       tenant_id, slug, dict(settings or {}), profile)
 
 
 def list_tokens(session: Session, tenant_id: uuid.UUID) -> list[AccessToken]:

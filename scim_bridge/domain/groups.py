@@ -76,8 +76,8 @@ class GroupService:
         """Return the group as a SCIM resource; members are loaded only when projected."""
         return self.render(self._load(group_id), projection)
 
-    def load(self, group_id: str) -> Group:
-        """Return the stored group *group_id* of this tenant, or raise 404."""
+    def load(self, group_id: str, projection: Projection | None = None) -> Group:  # noqa: ARG002
+        """Return the stored group *group_id* of this tenant, or raise 404 (members are read when rendering)."""
         return self._load(group_id)
 
     def list(self, query: ListQuery) -> ListResult:

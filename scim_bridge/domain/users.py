@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +33,7 @@ from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import User
 from scim_bridge.storage.repositories.common import parse_id
 from scim_bridge.storage.repositories.orgs import OrgRepository
+from scim_bridge.storage.repositories.users import UserReadView
 from scim_bridge.storage.repositories.users import UserRepository
 
 RESOURCE = s.USER_RESOURCE
@@ -56,12 +58,20 @@ class UserService:
 
     def get(self, user_id: str, projection: Projection | None = None) -> dict[str, Any]:
         """Return the user *user_id* as a SCIM resource, or raise 404."""
-        user = self._load(user_id)
-        return self.render(user, projection)
+        return self.render(self.load(user_id), projection)
 
-    def load(self, user_id: str) -> User:
-        """Return the stored user *user_id* of this tenant, or raise 404."""
-        return self._load(user_id)
+    def load(self, user_id: str, projection: Projection | None = None) -> UserReadView:
+        """Return the stored user *user_id* of this tenant with what *projection* needs, or raise 404.
+
+        One statement: the row, and its multi-valued attributes and groups when they are projected.
+        """
+        projection = projection or Projection(RESOURCE)
+        parsed = parse_id(user_id)
+        user = (self._users.read(parsed, with_values=_wants_values(projection),
+                                 with_groups=projection.wants("groups")) if parsed is not None else None)
+        if user is None:
+            raise NotFound(f"User {user_id} not found")
+        return user
 
     def list(self, query: ListQuery) -> ListResult:
         """Return one page of users matching the query (filtering, sorting and paging in SQL)."""
@@ -71,25 +81,36 @@ class UserService:
         if query.count == 0 or total == 0:
             return ListResult(total, query.start_index, [])
         order = scim_sql.order_by_clause(RESOURCE, query.sort_by, query.descending)
-        rows = self._users.page(where, order, query.start_index - 1, query.count)
+        rows = self._users.read_page(where, order, query.start_index - 1, query.count,
+                                     with_values=_wants_values(projection), with_groups=projection.wants("groups"))
         return ListResult(total, query.start_index, self.render_many(rows, projection))
 
-    def render(self, user: User, projection: Projection | None = None) -> dict[str, Any]:
+    def render(self, user: User | UserReadView, projection: Projection | None = None) -> dict[str, Any]:
         """Render one user, loading only what the projection needs."""
         return self.render_many([user], projection)[0]
 
-    def render_many(self, users: list[User], projection: Projection | None = None) -> list[dict[str, Any]]:
-        """Render several users with one query per related table (never one per user)."""
+    def render_many(self, users: Sequence[User | UserReadView], projection: Projection | None = None
+                    ) -> list[dict[str, Any]]:
+        """Render several users with one query per related table (never one per user).
+
+        Read views (:meth:`load`, :meth:`list`) carry their values and groups already; mapped users
+        (just written) get theirs here.
+        """
         projection = projection or Projection(RESOURCE)
-        ids = [u.id for u in users]
-        values = self._users.values_of(ids) if _wants_values(projection) else {}
-        groups = self._users.groups_of(ids) if projection.wants("groups") else None
+        wants_values, wants_groups = _wants_values(projection), projection.wants("groups")
+        written = [u.id for u in users if not isinstance(u, UserReadView)]
+        values = self._users.values_of(written) if wants_values and written else {}
+        groups = self._users.groups_of(written) if wants_groups and written else {}
         # Org, orgs and role of the whole page in one query, only when the extension is projected.
-        orgs = self._orgs.views_of(ids) if _wants_org(projection) else {}
+        orgs = self._orgs.views_of([u.id for u in users]) if _wants_org(projection) else {}
         rendered = []
         for user in users:
-            refs = [GroupRef(gid, display) for gid, display in groups.get(user.id, [])] if groups is not None else None
-            body = to_scim_user(user, self._base_url, refs, values.get(user.id, []), orgs.get(user.id))
+            if isinstance(user, UserReadView):
+                row, own_values, own_groups = user.row, user.values or [], user.groups or []
+            else:
+                row, own_values, own_groups = user, values.get(user.id, []), groups.get(user.id, [])
+            refs = [GroupRef(gid, display) for gid, display in own_groups] if wants_groups else None
+            body = to_scim_user(row, self._base_url, refs, own_values, orgs.get(user.id))
             rendered.append(projection.apply(body))
         return rendered
 

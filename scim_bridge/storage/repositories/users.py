@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement
+from sqlalchemy import Row
+from sqlalchemy import Select
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import or_
@@ -18,6 +26,124 @@ from scim_bridge.storage.models import GroupMember
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserValue
 from scim_bridge.storage.repositories.common import chunked
+
+_users = User.__table__
+_values = UserValue.__table__
+_members = GroupMember.__table__
+_groups = Group.__table__
+
+# The hot reads, built once: constructing a statement costs more than running it, and plain Core rows
+# (attribute access by column name, like the mapped objects) skip the ORM's identity map. Rows read this
+# way are views for rendering, never modified; writes load mapped objects.
+_VALUES = (select(_values)
+           # By user only: the ids come from tenant-scoped rows, and a tenant_id predicate here
+           # makes SQLite (no statistics) walk the tenant's whole (tenant_id, ...) index instead.
+           .where(_values.c.user_id.in_(bindparam("ids", expanding=True)))
+           .order_by(_values.c.user_id, _values.c.attribute, _values.c.position))
+_GROUPS_OF = (select(_members.c.user_id, _groups.c.id, _groups.c.display_name)
+              .join_from(_members, _groups, _groups.c.id == _members.c.group_id)
+              .where(_members.c.tenant_id == bindparam("tenant_id"),
+                     _members.c.user_id.in_(bindparam("ids", expanding=True)))
+              .order_by(_groups.c.display_name_key, _groups.c.id))
+
+
+# The columns of a user_values row carried in the JSON of a combined read, in this order.
+VALUE_FIELDS = ("attribute", "position", "value", "display", "type", "primary", "formatted", "street_address",
+                "locality", "region", "postal_code", "country")
+
+
+class ValueView(NamedTuple):
+    """One ``user_values`` row read back from JSON (same field names as the table's columns)."""
+
+    attribute: str
+    position: int
+    value: str | None
+    display: str | None
+    type: str | None
+    primary: bool | None
+    formatted: str | None
+    street_address: str | None
+    locality: str | None
+    region: str | None
+    postal_code: str | None
+    country: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserReadView:
+    """A user row with its multi-valued attributes and direct groups, from one statement."""
+
+    row: Row[Any]
+    values: list[ValueView] | None
+    """``None`` when they were not read (not projected)."""
+    groups: list[tuple[uuid.UUID, str]] | None
+    """(id, displayName) in displayName order; ``None`` when not read."""
+
+    @property
+    def id(self) -> uuid.UUID:
+        """Return the user's id."""
+        user_id: uuid.UUID = self.row.id
+        return user_id
+
+    @property
+    def version(self) -> int:
+        """Return the user's version (its ETag)."""
+        version: int = self.row.version
+        return version
+
+
+def _json_list(raw: Any) -> list[Any]:
+    """Decode an aggregated JSON array: text on SQLite, already decoded on PostgreSQL, NULL when empty."""
+    if raw is None:
+        return []
+    return json.loads(raw) if isinstance(raw, str | bytes) else list(raw)
+
+
+def _aggregate(dialect: str, *columns: ColumnElement[Any]) -> tuple[Any, Any]:
+    """Return (aggregate, element) SQL functions building a JSON array of arrays on *dialect*."""
+    if dialect == "postgresql":
+        return func.json_agg, func.json_build_array(*columns)
+    return func.json_group_array, func.json_array(*columns)
+
+
+@lru_cache(maxsize=16)
+def _read_statement(dialect: str, with_values: bool, with_groups: bool) -> Select[Any]:
+    """The user columns plus, as JSON arrays, their values and groups: one statement, built once."""
+    columns: list[Any] = [_users]
+    if with_values:
+        agg, element = _aggregate(dialect, *(_values.c[name] for name in VALUE_FIELDS))
+        columns.append(select(agg(element)).where(_values.c.user_id == _users.c.id)
+                       .scalar_subquery().label("values_json"))
+    if with_groups:
+        agg, element = _aggregate(dialect, _groups.c.id, _groups.c.display_name, _groups.c.display_name_key)
+        columns.append(select(agg(element))
+                       .select_from(_members.join(_groups, _groups.c.id == _members.c.group_id))
+                       .where(_members.c.user_id == _users.c.id, _members.c.tenant_id == _users.c.tenant_id)
+                       .scalar_subquery().label("groups_json"))
+    return select(*columns)
+
+
+@lru_cache(maxsize=16)
+def _read_one_statement(dialect: str, with_values: bool, with_groups: bool) -> Select[Any]:
+    return _read_statement(dialect, with_values, with_groups).where(
+        _users.c.tenant_id == bindparam("tenant_id"), _users.c.id == bindparam("id"))
+
+
+def _read_view(row: Row[Any], with_values: bool, with_groups: bool) -> UserReadView:
+    values = groups = None
+    if with_values:
+        values = [ValueView(*item) for item in _json_list(row.values_json)]
+        values.sort(key=lambda v: (v.attribute, v.position))
+        values = [v._replace(primary=bool(v.primary)) if v.primary is not None else v for v in values]
+    if with_groups:
+        # (displayName key, id) as the list query orders them; the id's text sorts as the UUID does.
+        found = sorted(_json_list(row.groups_json), key=lambda g: (g[2], g[0]))
+        groups = [(_uuid(g[0]), g[1]) for g in found]
+    return UserReadView(row, values, groups)
+
+
+def _uuid(raw: str) -> uuid.UUID:
+    return uuid.UUID(raw)
 
 
 class UserRepository:
@@ -31,6 +157,24 @@ class UserRepository:
         """Return the user *user_id* of this tenant, or ``None``."""
         stmt = select(User).where(User.tenant_id == self._tenant_id, User.id == user_id)
         return self._session.scalars(stmt).one_or_none()
+
+    def read(self, user_id: uuid.UUID, *, with_values: bool, with_groups: bool) -> UserReadView | None:
+        """Return the user *user_id* with its values and groups (as asked) in one statement, or ``None``."""
+        connection = self._session.connection()
+        stmt = _read_one_statement(connection.dialect.name, with_values, with_groups)
+        row = connection.execute(stmt, {"tenant_id": self._tenant_id, "id": user_id}).one_or_none()
+        return _read_view(row, with_values, with_groups) if row is not None else None
+
+    def read_page(self, where: ColumnElement[bool] | None, order_by: Sequence[ColumnElement[object]],
+                  offset: int, limit: int, *, with_values: bool, with_groups: bool) -> list[UserReadView]:
+        """Return one page of the tenant's users matching *where*, each with its values and groups."""
+        connection = self._session.connection()
+        stmt = _read_statement(connection.dialect.name, with_values, with_groups).where(
+            _users.c.tenant_id == self._tenant_id)
+        if where is not None:
+            stmt = stmt.where(where)
+        stmt = stmt.order_by(*order_by).offset(offset).limit(limit)
+        return [_read_view(row, with_values, with_groups) for row in connection.execute(stmt)]
 
     def get_for_update(self, user_id: uuid.UUID) -> User | None:
         """Return the user *user_id*, locked for the rest of the transaction on PostgreSQL."""
@@ -71,26 +215,12 @@ class UserRepository:
             stmt = stmt.where(where)
         return int(self._session.scalar(stmt) or 0)
 
-    def page(self, where: ColumnElement[bool] | None, order_by: Sequence[ColumnElement[object]],
-             offset: int, limit: int) -> list[User]:
-        """Return one page of the tenant's users matching *where*."""
-        stmt = select(User).where(User.tenant_id == self._tenant_id)
-        if where is not None:
-            stmt = stmt.where(where)
-        stmt = stmt.order_by(*order_by).offset(offset).limit(limit)
-        return list(self._session.scalars(stmt))
-
-    def values_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[UserValue]]:
-        """Return the multi-valued attribute rows of several users in one query."""
-        grouped: dict[uuid.UUID, list[UserValue]] = defaultdict(list)
+    def values_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Row[Any]]]:
+        """Return the multi-valued attribute rows of several users in one query (read-only rows)."""
+        grouped: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
         if not user_ids:
             return grouped
-        stmt = (select(UserValue)
-                # By user only: the ids come from tenant-scoped rows, and a tenant_id predicate here
-                # makes SQLite (no statistics) walk the tenant's whole (tenant_id, ...) index instead.
-                .where(UserValue.user_id.in_(user_ids))
-                .order_by(UserValue.user_id, UserValue.attribute, UserValue.position))
-        for row in self._session.scalars(stmt):
+        for row in self._session.connection().execute(_VALUES, {"ids": list(user_ids)}):
             grouped[row.user_id].append(row)
         return grouped
 
@@ -99,11 +229,8 @@ class UserRepository:
         grouped: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = defaultdict(list)
         if not user_ids:
             return grouped
-        stmt = (select(GroupMember.user_id, Group.id, Group.display_name)
-                .join(Group, Group.id == GroupMember.group_id)
-                .where(GroupMember.tenant_id == self._tenant_id, GroupMember.user_id.in_(user_ids))
-                .order_by(Group.display_name_key, Group.id))
-        for user_id, group_id, display in self._session.execute(stmt):
+        params = {"tenant_id": self._tenant_id, "ids": list(user_ids)}
+        for user_id, group_id, display in self._session.connection().execute(_GROUPS_OF, params):
             grouped[user_id].append((group_id, display))
         return grouped
 
