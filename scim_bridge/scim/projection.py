@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from scim_bridge.scim import schema as s
@@ -19,6 +20,9 @@ class Projection:
     exclude: frozenset[tuple[str, str, str | None]] = frozenset()
     restricted: bool = False
     """``attributes`` was given: only those (and ``returned: always``) are returned, even if none resolved."""
+    _plans: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    """What to do with each key met so far, by (owner URN or "", key): decided once per projection,
+    not once per resource (a list page applies the same projection to every resource)."""
 
     @classmethod
     def build(cls, resource_type: s.ResourceType, attributes: list[AttrPath] | None,
@@ -55,64 +59,110 @@ class Projection:
 
     def apply(self, resource: dict[str, Any]) -> dict[str, Any]:
         """Return *resource* with only the attributes this projection keeps."""
-        rt = self.resource_type
         out: dict[str, Any] = {}
+        plans = self._plans
         for key, value in resource.items():
-            if key == "schemas":
-                out[key] = value
-                continue
-            ext = rt.extension(key) if key.startswith("urn:") else None
-            if ext is not None:
-                kept = self._apply_object(ext.id, ext, value)
-                if kept:
-                    out[key] = kept
-                continue
-            attr = rt.schema.get(key) or _common(key)
-            if attr is None:
-                out[key] = value
-                continue
-            kept_value = self._apply_attr(rt.schema.id, attr, value)
-            if kept_value is not _DROP:
-                out[key] = kept_value
+            plan = plans.get(("", key))
+            if plan is None:
+                plan = plans[("", key)] = self._plan_top(key)
+            kept = _run(plan, value)
+            if kept is not _DROP:
+                out[key] = kept
         return out
 
-    def _apply_object(self, urn: str, owner: s.Schema, value: dict[str, Any]) -> dict[str, Any]:
-        kept: dict[str, Any] = {}
-        for key, item in value.items():
-            attr = owner.get(key)
-            if attr is None:
-                continue
-            kept_value = self._apply_attr(urn, attr, item)
-            if kept_value is not _DROP:
-                kept[key] = kept_value
-        return kept
+    def _plan_top(self, key: str) -> Any:
+        """Decide once what to do with top-level *key* of a resource."""
+        rt = self.resource_type
+        if key == "schemas":
+            return _KEEP
+        ext = rt.extension(key) if key.startswith("urn:") else None
+        if ext is not None:
+            return _Object(self, ext)
+        attr = rt.schema.get(key) or _common(key)
+        if attr is None:
+            return _KEEP
+        return self._plan_attr(rt.schema.id, attr)
 
-    def _apply_attr(self, urn: str, attr: s.Attribute, value: Any) -> Any:
-        if not attr.sub_attributes or not isinstance(value, dict | list):
-            return value if self._keep(urn, attr, None) else _DROP
-        if not self._keep(urn, attr, None) and not self._any_sub_included(urn, attr):
-            return _DROP
-
-        def trim(element: Any) -> Any:
-            if not isinstance(element, dict):
-                return element
-            trimmed = {}
-            for k, v in element.items():
-                sub = attr.sub(k)
-                if sub is None or self._keep(urn, attr, sub):
-                    trimmed[k] = v
-            return trimmed
-
-        if isinstance(value, list):
-            return [trim(v) for v in value]
-        result = trim(value)
-        return result if result else _DROP
+    def _plan_attr(self, urn: str, attr: s.Attribute) -> Any:
+        kept = self._keep(urn, attr, None)
+        if not attr.sub_attributes:
+            return _KEEP if kept else _DROP_PLAN
+        if not kept and not self._any_sub_included(urn, attr):
+            return _DROP_PLAN
+        return _Trim(self, urn, attr, kept)
 
     def _any_sub_included(self, urn: str, attr: s.Attribute) -> bool:
         return any(u == urn and a == attr.name and sub is not None for u, a, sub in self.include)
 
 
 _DROP = object()
+_KEEP = "keep"
+_DROP_PLAN = "drop"
+
+
+class _Object:
+    """An extension object: each of its keys planned once, like a resource's top level."""
+
+    __slots__ = ("_projection", "_owner", "_plans")
+
+    def __init__(self, projection: Projection, owner: s.Schema) -> None:
+        self._projection, self._owner = projection, owner
+        self._plans: dict[str, Any] = {}
+
+    def run(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return _DROP
+        kept: dict[str, Any] = {}
+        for key, item in value.items():
+            plan = self._plans.get(key)
+            if plan is None:
+                attr = self._owner.get(key)
+                plan = self._plans[key] = (self._projection._plan_attr(self._owner.id, attr) if attr is not None
+                                           else _DROP_PLAN)
+            result = _run(plan, item)
+            if result is not _DROP:
+                kept[key] = result
+        return kept if kept else _DROP
+
+
+class _Trim:
+    """A complex attribute: keep the sub-attributes the projection keeps (RFC 7643 §2.4)."""
+
+    __slots__ = ("_projection", "_urn", "_attr", "_kept", "_subs", "_identity")
+
+    def __init__(self, projection: Projection, urn: str, attr: s.Attribute, kept: bool) -> None:
+        self._projection, self._urn, self._attr, self._kept = projection, urn, attr, kept
+        self._subs: dict[str, bool] = {}
+        # When every declared sub-attribute is kept, trimming changes nothing (unknown keys are kept too).
+        self._identity = all(projection._keep(urn, attr, sub) for sub in attr.sub_attributes)
+
+    def _keeps(self, key: str) -> bool:
+        decided = self._subs.get(key)
+        if decided is None:
+            sub = self._attr.sub(key)
+            decided = self._subs[key] = sub is None or self._projection._keep(self._urn, self._attr, sub)
+        return decided
+
+    def trim(self, element: Any) -> Any:
+        if not isinstance(element, dict) or self._identity:
+            return element
+        return {k: v for k, v in element.items() if self._keeps(k)}
+
+    def run(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.trim(v) for v in value]
+        if not isinstance(value, dict):
+            return value if self._kept else _DROP
+        result = self.trim(value)
+        return result if result else _DROP
+
+
+def _run(plan: Any, value: Any) -> Any:
+    if plan is _KEEP:
+        return value
+    if plan is _DROP_PLAN:
+        return _DROP
+    return plan.run(value)
 
 
 def _common(name: str) -> s.Attribute | None:
