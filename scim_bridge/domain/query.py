@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -46,3 +47,15 @@ class ListResult:
             "itemsPerPage": len(self.resources),
             "Resources": self.resources,
         }
+
+
+def page_total(offset: int, count: int, found: int, count_all: Callable[[], int]) -> int:
+    """Return ``totalResults`` for a page of *found* rows read at *offset* with limit *count*.
+
+    A page that is not full is the end of the result set, so the total is known without counting,
+    unless it is empty past the start (then the offset may be beyond the end). Filters such as
+    ``userName eq`` (0 or 1 rows) thus cost one statement, not two; a full page still counts.
+    """
+    if found < count and (found > 0 or offset == 0):
+        return offset + found
+    return count_all()

@@ -20,6 +20,7 @@ from scim_bridge.domain.orgs import OrgSync
 from scim_bridge.domain.passwords import hash_password
 from scim_bridge.domain.query import ListQuery
 from scim_bridge.domain.query import ListResult
+from scim_bridge.domain.query import page_total
 from scim_bridge.mappings.model import Profile
 from scim_bridge.scim import schema as s
 from scim_bridge.scim.etag import require_match
@@ -77,13 +78,14 @@ class UserService:
         """Return one page of users matching the query (filtering, sorting and paging in SQL)."""
         where = scim_sql.compile_filter(RESOURCE, query.filter) if query.filter is not None else None
         projection = query.projection(RESOURCE)
-        total = self._users.count(where)
-        if query.count == 0 or total == 0:
-            return ListResult(total, query.start_index, [])
+        if query.count == 0:
+            return ListResult(self._users.count(where), query.start_index, [])
         order = scim_sql.order_by_clause(RESOURCE, query.sort_by, query.descending)
-        rows = self._users.read_page(where, order, query.start_index - 1, query.count,
+        offset = query.start_index - 1
+        rows = self._users.read_page(where, order, offset, query.count,
                                      with_values=_wants_values(projection), with_groups=projection.wants("groups"))
-        return ListResult(total, query.start_index, self.render_many(rows, projection))
+        return ListResult(page_total(offset, query.count, len(rows), lambda: self._users.count(where)),
+                          query.start_index, self.render_many(rows, projection))
 
     def render(self, user: User | UserReadView, projection: Projection | None = None) -> dict[str, Any]:
         """Render one user, loading only what the projection needs."""
