@@ -14,6 +14,7 @@ from scim_bridge.http.context import SCIM_PREFIX
 from scim_bridge.http.scim.responses import error_response
 from scim_bridge.scim.errors import ScimError
 from scim_bridge.scim.errors import TooLarge
+from scim_bridge.storage.engine import is_disconnect
 
 log = logging.getLogger("scim_bridge.errors")
 
@@ -68,10 +69,19 @@ def _http_error(error: HTTPException) -> Response:
 
 
 def _unexpected(error: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.path)
-    generic = _HttpScimError(500, "internal server error")
+    if is_disconnect(error):
+        # The database went away mid-request (the transaction was rolled back and the pool reset):
+        # a temporary condition, so 503 with Retry-After, which IdPs retry (RFC 7231 §6.6.4).
+        log.warning("database connection lost on %s %s: %s", request.method, request.path, error.__class__.__name__)
+        status, detail, headers = 503, "the database is temporarily unavailable; retry shortly", {"Retry-After": "1"}
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        status, detail, headers = 500, "internal server error", {}
     if _is_scim():
-        return error_response(generic)
-    response = jsonify(error="server_error", error_description="internal server error")
-    response.status_code = 500
+        response = error_response(_HttpScimError(status, detail))
+    else:
+        response = jsonify(error="temporarily_unavailable" if status == 503 else "server_error",
+                           error_description=detail)
+        response.status_code = status
+    response.headers.update(headers)
     return response
