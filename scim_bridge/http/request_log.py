@@ -62,6 +62,8 @@ def _finish(response: Response) -> Response:
     rid = request_id()
     if rid:
         response.headers["X-Request-ID"] = rid
+    if not access_log.isEnabledFor(logging.INFO):
+        return response  # the line would be dropped: do not build it
     started = g.get("request_started")
     duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
     token = current_token_or_none()
