@@ -51,6 +51,8 @@ from bench.server import rss_by_worker
 
 RESULTS = ROOT / "bench" / "results"
 PG_BENCH_DB = "scim_bridge_bench"
+"""Prefix of the benchmark database: each run creates ``scim_bridge_bench_<timestamp>_<pid>`` (two runs on one
+server never share or drop each other's database)."""
 SCIM_JSON = (("Content-Type", "application/scim+json"),)
 # Ratios to the ceiling that issue 7 asks for (op name -> minimum).
 TARGETS = {
@@ -86,12 +88,13 @@ class Database:
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
         admin_url = url.render_as_string(hide_password=False)
+        name = f"{PG_BENCH_DB}_{stamp.lower()}_{os.getpid()}"
         admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_BENCH_DB}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{PG_BENCH_DB}"'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
         admin.dispose()
-        return cls(url.set(database=PG_BENCH_DB).render_as_string(hide_password=False), "postgresql",
+        return cls(url.set(database=name).render_as_string(hide_password=False), "postgresql",
                    admin_url=admin_url)
 
     def _scalar(self, sql: str, **params: Any) -> Any:
@@ -168,10 +171,11 @@ class Database:
             return
         from sqlalchemy import create_engine
         from sqlalchemy import text
+        from sqlalchemy.engine import make_url
 
         admin = create_engine(self.admin_url or "", isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_BENCH_DB}" WITH (FORCE)'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(self.url).database}" WITH (FORCE)'))
         admin.dispose()
 
 
