@@ -27,7 +27,16 @@ class Projection:
     @classmethod
     def build(cls, resource_type: s.ResourceType, attributes: list[AttrPath] | None,
               excluded: list[AttrPath] | None) -> Projection:
-        """Resolve the requested paths; unknown attributes are ignored as RFC 7644 §3.4.2.5 allows."""
+        """Resolve the requested paths; unknown attributes are ignored as RFC 7644 §3.4.2.5 allows.
+
+        The default projection (neither parameter) is built once per resource type and shared, so
+        its per-key plans are made once per process rather than once per request.
+        """
+        if not attributes and not excluded:
+            default = _DEFAULTS.get(resource_type.name)
+            if default is None or default.resource_type is not resource_type:
+                default = _DEFAULTS[resource_type.name] = cls(resource_type)
+            return default
         return cls(resource_type, _resolve_all(resource_type, attributes), _resolve_all(resource_type, excluded),
                    restricted=bool(attributes))
 
@@ -95,6 +104,7 @@ class Projection:
         return any(u == urn and a == attr.name and sub is not None for u, a, sub in self.include)
 
 
+_DEFAULTS: dict[str, Projection] = {}
 _DROP = object()
 _KEEP = "keep"
 _DROP_PLAN = "drop"
