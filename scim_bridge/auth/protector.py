@@ -32,6 +32,7 @@ from scim_bridge.domain import audit
 from scim_bridge.scim.errors import ScimError
 from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.session import get_session
+from scim_bridge.storage.session import get_storage
 from scim_bridge.storage.session import unit_of_work
 
 REALM = "scim-bridge"
@@ -136,7 +137,7 @@ class ScimResourceProtector(ResourceProtector):
     def acquire_token(self, scopes: Any = None, **kwargs: Any) -> TokenContext:
         """Validate the token, then count the request against its credential (429 beyond the limit)."""
         token: TokenContext = super().acquire_token(scopes, **kwargs)
-        decision = _count(f"cred:{token.actor}")
+        decision = _count_accepted(f"cred:{token.actor}")
         if not decision.allowed:
             g.auth_failure = "rate_limited"
             raise RateLimited(decision.retry_after)
@@ -174,6 +175,19 @@ def _count(key: str) -> ratelimit.Decision:
         return ratelimit.Decision(True, 0, 0)
     with unit_of_work() as session:
         return ratelimit.hit(session, key, limit)
+
+
+def _count_accepted(key: str) -> ratelimit.Decision:
+    """Count an accepted request for *key*: in batches far from the limit, exactly near it."""
+    limit = auth_settings().rate_limit_per_minute
+    if limit <= 0:
+        return ratelimit.Decision(True, 0, 0)
+
+    def flush(hits: int, moment: float) -> tuple[int, int]:
+        with unit_of_work() as session:
+            return ratelimit.increment(session, key, 60, moment, by=hits)
+
+    return ratelimit.credentials.hit(get_storage().engine, key, limit, flush)
 
 
 def _refuse_presented_token(code: str) -> None:
