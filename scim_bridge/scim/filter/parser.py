@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 from typing import NoReturn
@@ -195,8 +197,58 @@ _PARSER = Lark(
 
 
 def parse_filter(text: str) -> Filter:
-    """Parse a ``filter`` (RFC 7644 §3.4.2.2) into an AST; raise InvalidFilter with the position."""
-    return _parse(text, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
+    """Parse a ``filter`` (RFC 7644 §3.4.2.2) into an AST; raise InvalidFilter with the position.
+
+    Filters that differ only in their string values (``userName eq "…"``, what IdPs send on every
+    lookup) share one parse: the strings are cut out, the remaining template is parsed once and
+    cached, and the values are put back into a copy of its AST. Anything unusual (an invalid
+    string, a lone surrogate) goes through the full parse, which also words every error.
+    """
+    if len(text) > MAX_FILTER_LENGTH or not text.strip() or "\x00" in text:
+        return _parse(text, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
+    literals: list[str] = []
+
+    def cut(match: re.Match[str]) -> str:
+        literals.append(match.group(0))
+        return f'"\\u0000{len(literals) - 1}"'
+
+    template = _STRING.sub(cut, text)
+    if template.count('"') != 2 * len(literals):
+        # A quote outside any valid string: the full parse finds and words the error.
+        return _parse(text, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
+    try:
+        shape = _parse_template(template)
+    except ScimError:
+        return _parse(text, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
+    values = {f"\x00{i}": json.loads(literal) for i, literal in enumerate(literals)}
+    if any("\ud800" <= c <= "\udfff" for value in values.values() for c in value):
+        return _parse(text, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
+    return _fill(shape, values)  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=1024)
+def _parse_template(template: str) -> Filter:
+    """Parse a filter whose strings are placeholders (cached: it is immutable and shared)."""
+    return _parse(template, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
+
+
+_STRING = re.compile(r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"')
+"""The grammar's STRING terminal."""
+
+
+def _fill(node: Any, values: dict[str, str]) -> Any:
+    """Return *node* with every placeholder string replaced by its value (nodes are frozen: copies)."""
+    if isinstance(node, str):
+        return values.get(node, node)
+    if isinstance(node, Compare):
+        return Compare(node.path, node.op, _fill(node.value, values))
+    if isinstance(node, And | Or):
+        return type(node)(_fill(node.left, values), _fill(node.right, values))
+    if isinstance(node, Not):
+        return Not(_fill(node.expr, values))
+    if isinstance(node, ValuePath):
+        return ValuePath(node.path, _fill(node.filter, values))
+    return node  # Present, and literals that are not strings
 
 
 def parse_path(text: str) -> PatchPath:

@@ -323,3 +323,47 @@ def test_invalid_attribute_list(text: str, position: int, fragment: str) -> None
         parse_attribute_list(text)
     assert f"at position {position}:" in caught.value.detail
     assert fragment in caught.value.detail
+
+
+# -- filters that differ only in their strings share one parse ---------------------------------
+
+def _full_parse(text: str) -> Filter:
+    from scim_bridge.scim.filter.parser import _parse
+
+    return _parse(text, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(("text", "expected"), test_parse_filter.pytestmark[0].args[1])
+def test_template_parse_equals_the_full_parse(text: str, expected: Filter) -> None:
+    """Every filter of the table gives the same AST through the template cache, twice (miss, hit)."""
+    assert parse_filter(text) == _full_parse(text) == expected
+    assert parse_filter(text) == expected
+
+
+def test_same_shape_different_values_share_one_template() -> None:
+    from scim_bridge.scim.filter.parser import _parse_template
+
+    parse_filter('userName eq "first@example.com"')
+    hits = _parse_template.cache_info().hits
+    second = parse_filter('userName eq "sécond \\"quoted\\" \\\\ @example.com"')
+    assert second == Compare(p("userName"), "eq", 'sécond "quoted" \\ @example.com')
+    assert _parse_template.cache_info().hits == hits + 1
+    both = parse_filter('emails[type eq "work" and value co "@x"] or userName eq "y"')
+    assert both == Or(ValuePath(p("emails"), And(Compare(p("type"), "eq", "work"), Compare(p("value"), "co", "@x"))),
+                      Compare(p("userName"), "eq", "y"))
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ('title eq "\\u00000"', "\x000"),            # a value that looks like a placeholder
+    ('title eq "\\u0000"', "\x00"),
+    ('title eq ""', ""),
+    ('title eq "a\\/b\\n"', "a/b\n"),
+])
+def test_values_that_look_like_placeholders_stay_values(text: str, value: str) -> None:
+    assert parse_filter(text) == Compare(p("title"), "eq", value)
+
+
+def test_bare_values_are_not_mistaken_for_placeholders() -> None:
+    # A raw NUL never reaches the template path; the full parse reads it as a bare word.
+    text = 'title eq "abc" or nick eq \x000'
+    assert parse_filter(text) == _full_parse(text)
