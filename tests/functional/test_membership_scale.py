@@ -130,15 +130,20 @@ class Capture:
 def capture(engine: Engine) -> Iterator[Capture]:
     """Collect the SQL statements sent through *engine* (``after_cursor_execute``).
 
-    The rate limiter's statements are left out: they are per request, not per group, but the
-    limiter prunes old counters at random (1 % of new windows), which would make counts flaky.
+    The rate limiter's statements are left out, with the transaction they open: they are per
+    request, not per group, but the limiter writes in batches (every 1% of the limit) and prunes
+    old counters at random (1 % of new windows), which would make counts flaky.
     """
     seen = Capture()
 
     def record(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
-        if "rate_limit_counters" not in statement:
-            seen.statements.append(" ".join(statement.split()))
-            seen.rows.append(cursor.rowcount if isinstance(cursor.rowcount, int) else -1)
+        if "rate_limit_counters" in statement:
+            if seen.statements and seen.statements[-1] == "BEGIN IMMEDIATE":  # the counter's own transaction
+                seen.statements.pop()
+                seen.rows.pop()
+            return
+        seen.statements.append(" ".join(statement.split()))
+        seen.rows.append(cursor.rowcount if isinstance(cursor.rowcount, int) else -1)
 
     event.listen(engine, "after_cursor_execute", record)
     try:

@@ -45,12 +45,16 @@ def seed(storage, tenant_id: uuid.UUID, group_id: str, count: int, prefix: str) 
 
 @contextmanager
 def capture(engine) -> Iterator[list[str]]:
-    """Collect the statements sent through *engine* (the rate limiter's left out: it prunes at random)."""
+    """Collect the statements sent through *engine* (the rate limiter's left out, with the transaction
+    they open: it writes in batches and prunes at random)."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "rate_limit_counters" not in statement:
-            seen.append(" ".join(statement.split()))
+        if "rate_limit_counters" in statement:
+            if seen and seen[-1] == "BEGIN IMMEDIATE":
+                seen.pop()
+            return
+        seen.append(" ".join(statement.split()))
 
     event.listen(engine, "after_cursor_execute", record)
     try:

@@ -23,6 +23,7 @@ from scim_bridge.storage.models import User
 from scim_bridge.storage.repositories.common import chunked
 from scim_bridge.storage.repositories.common import insert_ignoring_conflicts
 from scim_bridge.storage.scim_sql import MEMBER_GROUP
+from scim_bridge.storage.session import ensure_transaction
 
 
 class GroupRepository:
@@ -104,6 +105,7 @@ class GroupRepository:
             .where(GroupMember.group_id.in_(group_ids))
             .order_by(GroupMember.group_id, GroupMember.id)
         )
+        ensure_transaction(self._session)  # PostgreSQL's server-side cursor needs one
         for row in self._session.execute(stmt.execution_options(yield_per=2000)):
             yield row[0], row[1], row[2], row[3]
 
