@@ -8,6 +8,7 @@ from typing import Any
 from scim_bridge.scim import schema as s
 from scim_bridge.scim.errors import InvalidValue
 from scim_bridge.scim.filter.ast import AttrPath
+from scim_bridge.scim.rendered import RenderedArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,16 @@ class Projection:
         if attr is None:
             return False
         return self._keep(urn, attr, None)
+
+    def wants_whole(self, attr_name: str) -> bool:
+        """Tell whether the response includes core attribute *attr_name* with all its sub-attributes.
+
+        Then :meth:`apply` leaves its value as it is, so it may be rendered ahead (``RenderedArray``).
+        """
+        attr = self.resource_type.schema.get(attr_name)
+        if attr is None or not self.wants(attr_name):
+            return False
+        return all(self._keep(self.resource_type.schema.id, attr, sub) for sub in attr.sub_attributes)
 
     def _keep(self, urn: str, attr: s.Attribute, sub: s.Attribute | None) -> bool:
         leaf = sub or attr
@@ -88,6 +99,9 @@ class Projection:
         return kept
 
     def _apply_attr(self, urn: str, attr: s.Attribute, value: Any) -> Any:
+        if isinstance(value, RenderedArray):
+            # Text cannot be trimmed: it is only built when wants_whole() holds, so keep it or drop it all.
+            return value if self._keep(urn, attr, None) else _DROP
         if not attr.sub_attributes or not isinstance(value, dict | list):
             return value if self._keep(urn, attr, None) else _DROP
         if not self._keep(urn, attr, None) and not self._any_sub_included(urn, attr):
