@@ -26,6 +26,7 @@ from scim_bridge.scim.patch import MemberChange
 from scim_bridge.scim.patch import apply_patch
 from scim_bridge.scim.patch import parse_patch_request
 from scim_bridge.scim.projection import Projection
+from scim_bridge.scim.rendered import RenderedArray
 from scim_bridge.scim.resource import Options
 from scim_bridge.scim.resource import normalize
 from scim_bridge.storage import scim_sql
@@ -97,16 +98,20 @@ class GroupService:
     def render_many(self, groups: list[Group], projection: Projection | None = None) -> list[dict[str, Any]]:
         """Render several groups; all their members come from a single query."""
         projection = projection or Projection(RESOURCE)
-        members = self._groups.members_of([g.id for g in groups]) if projection.wants("members") else None
+        ids = [g.id for g in groups]
+        members: dict[uuid.UUID, list[MemberRef] | RenderedArray] = {}
+        if projection.wants_whole("members"):
+            # Whole members (the default): the database renders their JSON, Python never sees a member.
+            members = {gid: RenderedArray(items)
+                       for gid, items in self._groups.rendered_members(ids, self._base_url).items()}
+        elif projection.wants("members"):
+            # Some sub-attributes only (attributes=members.value): rendered here, then trimmed.
+            members = {gid: [MemberRef(mid, kind, display) for mid, kind, display in rows]
+                       for gid, rows in self._groups.members_of(ids).items()}
         # The linked orgs of the whole page in one query, only when the extension is projected.
-        orgs = self._orgs.by_groups([g.id for g in groups]) if _wants_org(projection) else {}
-        rendered = []
-        for group in groups:
-            refs = None
-            if members is not None:
-                refs = [MemberRef(mid, kind, display) for mid, kind, display in members.get(group.id, [])]
-            rendered.append(projection.apply(to_scim_group(group, self._base_url, refs, orgs.get(group.id))))
-        return rendered
+        orgs = self._orgs.by_groups(ids) if _wants_org(projection) else {}
+        return [projection.apply(to_scim_group(group, self._base_url, members.get(group.id), orgs.get(group.id)))
+                for group in groups]
 
     # -- writes --------------------------------------------------------------------------------
 

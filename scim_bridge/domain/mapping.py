@@ -13,6 +13,7 @@ from typing import Any
 
 from scim_bridge.scim import schema as s
 from scim_bridge.scim.etag import weak_etag
+from scim_bridge.scim.rendered import RenderedArray
 from scim_bridge.storage.models import Group
 from scim_bridge.storage.models import Org
 from scim_bridge.storage.models import User
@@ -218,16 +219,20 @@ def infinity_user(org: UserOrgView) -> dict[str, Any]:
     return body
 
 
-def to_scim_group(group: Group, base_url: str, members: Iterable[MemberRef] | None = None,
+def to_scim_group(group: Group, base_url: str, members: Iterable[MemberRef] | RenderedArray | None = None,
                   org: Org | None = None) -> dict[str, Any]:
-    """Render a stored group as a SCIM Group resource (before projection)."""
+    """Render a stored group as a SCIM Group resource (before projection).
+
+    *members* may come already rendered (``GroupRepository.rendered_members``): the same JSON as
+    :func:`_member` makes, spliced into the response as it is.
+    """
     body: dict[str, Any] = {"schemas": [s.GROUP_SCHEMA], "id": str(group.id), "displayName": group.display_name}
     if group.external_id is not None:
         body["externalId"] = group.external_id
-    if members is not None:
-        body["members"] = [
-            _member(m, base_url) for m in members
-        ]
+    if isinstance(members, RenderedArray):
+        body["members"] = members
+    elif members is not None:
+        body["members"] = [_member(m, base_url) for m in members]
     infinity: dict[str, Any] = {}
     if group.iam_org_id is not None:
         infinity["iamOrgId"] = group.iam_org_id

@@ -9,6 +9,7 @@ from typing import Any
 from scim_bridge.scim import schema as s
 from scim_bridge.scim.errors import InvalidValue
 from scim_bridge.scim.filter.ast import AttrPath
+from scim_bridge.scim.rendered import RenderedArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,16 @@ class Projection:
         if attr is None:
             return False
         return self._keep(urn, attr, None)
+
+    def wants_whole(self, attr_name: str) -> bool:
+        """Tell whether the response includes core attribute *attr_name* with all its sub-attributes.
+
+        Then :meth:`apply` leaves its value as it is, so it may be rendered ahead (``RenderedArray``).
+        """
+        attr = self.resource_type.schema.get(attr_name)
+        if attr is None or not self.wants(attr_name):
+            return False
+        return all(self._keep(self.resource_type.schema.id, attr, sub) for sub in attr.sub_attributes)
 
     def _keep(self, urn: str, attr: s.Attribute, sub: s.Attribute | None) -> bool:
         leaf = sub or attr
@@ -159,6 +170,9 @@ class _Trim:
         return {k: v for k, v in element.items() if self._keeps(k)}
 
     def run(self, value: Any) -> Any:
+        if isinstance(value, RenderedArray):
+            # Text cannot be trimmed: it is only built when wants_whole() holds, so keep it or drop it all.
+            return value if self._kept else _DROP
         if isinstance(value, list):
             return [self.trim(v) for v in value]
         if not isinstance(value, dict):

@@ -3,24 +3,52 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from flask import Response
 
 from scim_bridge.scim.errors import ScimError
+from scim_bridge.scim.rendered import RenderedArray
 
 SCIM_MEDIA_TYPE = "application/scim+json"
 
 
 def scim_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """Render *body* as ``application/scim+json``."""
-    response = Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")), status=status, mimetype=SCIM_MEDIA_TYPE
-    )
+    response = Response(dumps(body), status=status, mimetype=SCIM_MEDIA_TYPE)
     response.content_type = f"{SCIM_MEDIA_TYPE}; charset=utf-8"
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
+
+
+def dumps(body: Any) -> str:
+    """Serialize *body* as compact UTF-8 JSON, splicing in the text of every :class:`RenderedArray`.
+
+    json.dumps cannot emit raw text, so each RenderedArray first becomes a placeholder string
+    carrying a random nonce (no client-supplied value can equal it), which is then replaced by the
+    array's text in one pass.
+    """
+    spliced: list[RenderedArray] = []
+    placeholder = f"rendered-array:{uuid.uuid4().hex}"
+
+    def default(value: Any) -> Any:
+        if isinstance(value, RenderedArray):
+            spliced.append(value)
+            return placeholder
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=default)
+    if not spliced:
+        return text
+    # json.dumps calls default() in output order, so the n-th placeholder is the n-th array.
+    pieces = text.split(f'"{placeholder}"')
+    out = [pieces[0]]
+    for array, piece in zip(spliced, pieces[1:], strict=True):
+        out.append(array.to_json())
+        out.append(piece)
+    return "".join(out)
 
 
 def error_response(error: ScimError, headers: dict[str, str] | None = None) -> Response:

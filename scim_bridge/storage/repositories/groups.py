@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from json.encoder import encode_basestring
+from typing import Any
 
 from sqlalchemy import ColumnElement
+from sqlalchemy import Select
+from sqlalchemy import String
 from sqlalchemy import case
+from sqlalchemy import cast
 from sqlalchemy import delete
 from sqlalchemy import func
+from sqlalchemy import literal
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import type_coerce
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -109,6 +117,35 @@ class GroupRepository:
         for row in self._session.execute(stmt.execution_options(yield_per=2000)):
             yield row[0], row[1], row[2], row[3]
 
+    def rendered_members(self, group_ids: Sequence[uuid.UUID], base_url: str) -> dict[uuid.UUID, list[str]]:
+        """Return the members of several groups as JSON texts, in member order, without building dicts.
+
+        Each text is byte for byte what ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``
+        makes of the member dict ``mapping.to_scim_group`` builds (``value``, ``$ref``, ``type``, then
+        ``display`` when there is one). PostgreSQL renders them in SQL; on SQLite, whose string
+        concatenation measured about twice as slow as Python's, they are formatted here from the raw
+        columns. Either way no UUID object or dict is made per member (that cost ~25 µs a member).
+        """
+        result: dict[uuid.UUID, list[str]] = {gid: [] for gid in group_ids}
+        if not group_ids:
+            return result
+        postgres = self._session.get_bind().dialect.name == "postgresql"
+        # The base URL is escaped once, as json.dumps escapes it; ids and types need no escaping.
+        ref = json.dumps(f"{base_url}/", ensure_ascii=False)[:-1]
+        stmt = _rendered_members_pg(group_ids, ref) if postgres else _raw_members_sqlite(group_ids)
+        by_text = {(str(gid) if postgres else gid.hex): result[gid] for gid in group_ids}
+        # Core rows, no ORM row wrapping. No yield_per on PostgreSQL: its server-side cursor added
+        # ~20 ms to every call, even for 1,000 members (measured); SQLite just fetches in batches.
+        connection = self._session.connection()
+        if postgres:
+            for group_text, member in connection.execute(stmt):
+                by_text[group_text].append(member)
+        else:
+            for group_hex, user_hex, group_member_hex, display in connection.execute(
+                    stmt.execution_options(yield_per=5000)):
+                by_text[group_hex].append(_member_json(ref, user_hex, group_member_hex, display))
+        return result
+
     def add_members(self, group_id: uuid.UUID, user_ids: Sequence[uuid.UUID], group_ids: Sequence[uuid.UUID],
                     displays: Mapping[uuid.UUID, str] | None = None) -> int:
         """Add members, ignoring those already present; return how many were added."""
@@ -201,3 +238,45 @@ class GroupRepository:
         self._session.execute(delete(GroupMember).where(
             or_(GroupMember.group_id == group.id, GroupMember.member_group_id == group.id)))
         self._session.delete(group)
+
+
+def _rendered_members_pg(group_ids: Sequence[uuid.UUID], ref: str) -> Select[Any]:
+    """Select (group id text, member JSON text) rendered by PostgreSQL, in member order."""
+    member_id = cast(func.coalesce(GroupMember.user_id, GroupMember.member_group_id), String)  # uuid::text
+    is_user = GroupMember.user_id.is_not(None)
+    # to_json(text) escapes as json.dumps(ensure_ascii=False) does: " and \, \b \f \n \r \t, the other
+    # control characters as lowercase \u00xx, and nothing else.
+    display = case((GroupMember.display.is_(None), literal("", String)),
+                   else_=literal(',"display":', String) + cast(func.to_json(GroupMember.display), String))
+    rendered = (
+        literal('{"value":"', String) + member_id + literal('","$ref":' + ref, String)
+        + case((is_user, literal("Users/", String)), else_=literal("Groups/", String)) + member_id
+        + case((is_user, literal('","type":"User"', String)), else_=literal('","type":"Group"', String))
+        + display + literal("}", String)
+    )
+    return (select(cast(GroupMember.group_id, String), rendered)
+            # By group only, as in _member_rows.
+            .where(GroupMember.group_id.in_(group_ids))
+            .order_by(GroupMember.group_id, GroupMember.id))
+
+
+def _raw_members_sqlite(group_ids: Sequence[uuid.UUID]) -> Select[Any]:
+    """Select the raw columns of the members, in member order (ids as SQLite stores them: 32 hex digits)."""
+    return (select(type_coerce(GroupMember.group_id, String), type_coerce(GroupMember.user_id, String),
+                   type_coerce(GroupMember.member_group_id, String), GroupMember.display)
+            # By group only, as in _member_rows.
+            .where(GroupMember.group_id.in_(group_ids))
+            .order_by(GroupMember.group_id, GroupMember.id))
+
+
+def _member_json(ref: str, user_hex: str | None, group_hex: str | None, display: str | None) -> str:
+    """Format one member from SQLite's raw columns (see ``GroupRepository.rendered_members``)."""
+    if user_hex is not None:
+        mid = f"{user_hex[:8]}-{user_hex[8:12]}-{user_hex[12:16]}-{user_hex[16:20]}-{user_hex[20:]}"
+        text = f'{{"value":"{mid}","$ref":{ref}Users/{mid}","type":"User"'
+    else:
+        assert group_hex is not None  # the one_member check constraint
+        mid = f"{group_hex[:8]}-{group_hex[8:12]}-{group_hex[12:16]}-{group_hex[16:20]}-{group_hex[20:]}"
+        text = f'{{"value":"{mid}","$ref":{ref}Groups/{mid}","type":"Group"'
+    # encode_basestring is what json.dumps(ensure_ascii=False) uses for every str.
+    return text + "}" if display is None else f'{text},"display":{encode_basestring(display)}}}'
