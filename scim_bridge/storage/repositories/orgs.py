@@ -307,6 +307,8 @@ class OrgRepository:
         ``FOR NO KEY UPDATE`` does not block the foreign-key checks of concurrent inserts, only other
         appenders, so event ids commit in id order and the cursor is safe to poll.
         """
+        if self._session.get_bind().dialect.name == "sqlite":
+            return  # the write transaction (BEGIN IMMEDIATE) already holds the database's write lock
         stmt = select(Tenant.id).where(Tenant.id == self._tenant_id).with_for_update(key_share=True)
         self._session.execute(stmt)
 
