@@ -315,7 +315,9 @@ class OrgRepository:
     def append_events(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert event rows in one statement."""
         if rows:
-            self._session.execute(insert(ChangeEvent), [{"tenant_id": self._tenant_id, **row} for row in rows])
+            # The table, not the entity: a plain executemany, without the ORM's bulk-insert machinery.
+            self._session.execute(insert(ChangeEvent.__table__),
+                                  [{"tenant_id": self._tenant_id, **row} for row in rows])
 
     def events_after(self, cursor: int, limit: int) -> list[ChangeEvent]:
         """Return up to *limit* events with an id above *cursor*, oldest first."""
