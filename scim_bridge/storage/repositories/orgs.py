@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import CTE
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import insert
 from sqlalchemy import select
@@ -309,8 +310,7 @@ class OrgRepository:
         """
         if self._session.get_bind().dialect.name == "sqlite":
             return  # the write transaction (BEGIN IMMEDIATE) already holds the database's write lock
-        stmt = select(Tenant.id).where(Tenant.id == self._tenant_id).with_for_update(key_share=True)
-        self._session.execute(stmt)
+        self._session.execute(_LOCK_TENANT, {"tenant_id": self._tenant_id})
 
     def append_events(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert event rows in one statement."""
@@ -324,6 +324,10 @@ class OrgRepository:
         stmt = (select(ChangeEvent).where(ChangeEvent.tenant_id == self._tenant_id, ChangeEvent.id > cursor)
                 .order_by(ChangeEvent.id).limit(limit))
         return list(self._session.scalars(stmt))
+
+
+# Built once: every write that appends events runs it.
+_LOCK_TENANT = select(Tenant.id).where(Tenant.id == bindparam("tenant_id")).with_for_update(key_share=True)
 
 
 def _info(row: Sequence[Any]) -> GroupInfo:

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
@@ -22,6 +23,16 @@ from scim_bridge.storage.repositories.common import chunked
 
 Holder = tuple[uuid.UUID, str, str | None]
 """A user holding a unique value: (id, userName key, externalId)."""
+
+# Statements of every write, built once (building and keying a statement costs about as much as
+# running it): the parameters are bound per call.
+_USER_FOR_UPDATE = (select(User).where(User.tenant_id == bindparam("tenant_id"), User.id == bindparam("id"))
+                    .with_for_update())
+_HOLDERS_OF_NAME = select(User.id, User.user_name_key, User.external_id).where(
+    User.tenant_id == bindparam("tenant_id"), User.user_name_key == bindparam("key"))
+_HOLDERS = select(User.id, User.user_name_key, User.external_id).where(
+    User.tenant_id == bindparam("tenant_id"),
+    or_(User.user_name_key == bindparam("key"), User.external_id == bindparam("external_id")))
 
 _CONTENT = tuple(column.key for column in UserValue.__table__.columns if column.key not in ("id", "user_id"))
 """What a multi-valued attribute row says (everything but its identity and owner)."""
@@ -41,8 +52,7 @@ class UserRepository:
 
     def get_for_update(self, user_id: uuid.UUID) -> User | None:
         """Return the user *user_id*, locked for the rest of the transaction on PostgreSQL."""
-        stmt = select(User).where(User.tenant_id == self._tenant_id, User.id == user_id).with_for_update()
-        return self._session.scalars(stmt).one_or_none()
+        return self._session.scalars(_USER_FOR_UPDATE, {"tenant_id": self._tenant_id, "id": user_id}).one_or_none()
 
     def id_by_user_name(self, user_name: str) -> uuid.UUID | None:
         """Return the id of the user whose userName matches case-insensitively."""
@@ -56,12 +66,9 @@ class UserRepository:
 
     def holders_of(self, user_name: str, external_id: str | None) -> list[Holder]:
         """Return (id, userName key, externalId) of users holding this userName or externalId."""
-        condition = User.user_name_key == user_name.lower()
-        if external_id is not None:
-            condition = or_(condition, User.external_id == external_id)
-        stmt = select(User.id, User.user_name_key, User.external_id).where(User.tenant_id == self._tenant_id,
-                                                                             condition)
-        return [(row[0], row[1], row[2]) for row in self._session.execute(stmt)]
+        params = {"tenant_id": self._tenant_id, "key": user_name.lower(), "external_id": external_id}
+        stmt = _HOLDERS_OF_NAME if external_id is None else _HOLDERS
+        return [(row[0], row[1], row[2]) for row in self._session.execute(stmt, params)]
 
     def holders_of_many(self, user_name_keys: Sequence[str], external_ids: Sequence[str]) -> list[Holder]:
         """Return the users holding any of these userName keys (lowered) or externalIds, in one query per 500."""
