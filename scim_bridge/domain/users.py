@@ -135,6 +135,9 @@ class UserService:
                 self._users.insert_values(self._batch.values)
         except _BatchStopped as stopped:
             return stopped.position
+        except IntegrityError as exc:
+            # An autoflush (a query of a later body: its manager, say) lost the race instead.
+            raise Uniqueness("userName or externalId is already in use") from exc
         finally:
             self._batch = None
         return users
