@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -62,8 +63,16 @@ def record(
     detail: str | None = None,
     request_id: str | None = None,
     remote_addr: str | None = None,
+    into: list[AuditEvent] | None = None,
+    direct: bool = False,
 ) -> AuditEvent:
-    """Add one audit event to *session* (it commits with the caller's transaction)."""
+    """Add one audit event to *session* (it commits with the caller's transaction).
+
+    With *into*, the event is appended there instead, for :func:`insert_all` to write with the
+    others (Bulk writes the records of a batch of operations with one INSERT). With *direct*, it
+    is inserted at once with a plain INSERT instead of a flush of the ORM (cheaper; its ``id`` is
+    not read back).
+    """
     event = AuditEvent(
         occurred_at=utcnow(),
         tenant_id=tenant_id,
@@ -77,9 +86,23 @@ def record(
         request_id=request_id or None,
         remote_addr=(remote_addr or None) and remote_addr[:64],
     )
+    if into is not None:
+        into.append(event)
+        return event
+    if direct:
+        insert_all(session, [event])
+        return event
     session.add(event)
     session.flush()
     return event
+
+
+def insert_all(session: Session, events: list[AuditEvent]) -> None:
+    """Insert events collected by ``record(..., into=...)`` with one statement (their ids are not read back)."""
+    if events:
+        columns = [column.key for column in AuditEvent.__table__.columns if column.key != "id"]
+        session.execute(insert(AuditEvent.__table__), [{key: getattr(event, key) for key in columns}
+                                                        for event in events])
 
 
 def record_scim_write(
@@ -94,11 +117,13 @@ def record_scim_write(
     *,
     status: int | None = None,
     detail: str | None = None,
+    into: list[AuditEvent] | None = None,
+    direct: bool = False,
 ) -> AuditEvent:
     """Record one SCIM write (``create``/``replace``/``patch``/``delete``/``bulk``) of a resource."""
     return record(session, f"{resource_type.lower()}.{action}", outcome, tenant_id=tenant_id, client=client,
                   resource_type=resource_type, resource_id=resource_id, status=status, detail=detail,
-                  request_id=request_id)
+                  request_id=request_id, into=into, direct=direct)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from scim_bridge.scim.bulk import UnresolvedReference
 from scim_bridge.scim.bulk import substitute
 from scim_bridge.scim.errors import ScimError
 from scim_bridge.scim.etag import weak_etag
+from scim_bridge.storage.models import AuditEvent
 
 _ACTIONS = {"POST": "create", "PUT": "replace", "PATCH": "patch", "DELETE": "delete"}
 _SUCCESS = {"POST": 201, "PUT": 200, "PATCH": 200, "DELETE": 204}
@@ -99,6 +100,8 @@ class BulkService:
         savepoint each and get exactly the per-operation outcome; when nothing fails (the common
         case: seeding users) this saves two statements (SAVEPOINT, RELEASE) per operation.
         """
+        if all(op.method == "POST" and op.path == "/Users" for op in ops):
+            return self._create_users_together(ops, resolved)
         done: list[tuple[OperationResult, str | None]] = []
         nested = self._session.begin_nested()
         try:
@@ -117,10 +120,44 @@ class BulkService:
         nested.commit()
         return done
 
+    def _create_users_together(self, ops: list[BulkOperation],
+                               resolved: dict[str, str]) -> list[tuple[OperationResult, str | None]] | int:
+        """Run user creations as :meth:`execute_together` does, writing their rows in batches.
+
+        :meth:`UserService.create_together` checks uniqueness for all of them with one query and
+        writes each table (users, values, org states, events) with one statement per batch;
+        their audit records follow with one more. The outcome is the same as one by one.
+        """
+        users = self._services["Users"]
+        assert isinstance(users, UserService)
+        nested = self._session.begin_nested()
+        try:
+            try:
+                created = users.create_together([substitute(op.data, resolved) if op.references else op.data
+                                                  for op in ops])
+            except ScimError:
+                # A concurrent request took a userName or externalId of the batch after our check:
+                # run the batch again one operation at a time, which finds out which one.
+                nested.rollback()
+                return 0
+            if isinstance(created, int):
+                nested.rollback()
+                return created
+            records: list[AuditEvent] = []
+            done = [(self._succeeded(op, "Users", str(user.id), user.version, into=records), str(user.id))
+                    for op, user in zip(ops, created, strict=True)]
+            audit.insert_all(self._session, records)
+        except BaseException:
+            if nested.is_active:
+                nested.rollback()
+            raise
+        nested.commit()
+        return done
+
     def _succeeded(self, op: BulkOperation, endpoint: str, resource_id: str | None,
-                   version: int | None) -> OperationResult:
-        """Audit a successful operation and return its result."""
-        self._record(op, endpoint, resource_id, None)
+                   version: int | None, *, into: list[AuditEvent] | None = None) -> OperationResult:
+        """Audit a successful operation (or collect its record *into* a list) and return its result."""
+        self._record(op, endpoint, resource_id, None, into=into)
         return OperationResult(op.index, op.method, op.bulk_id, _SUCCESS[op.method],
                                f"{self._base_url}/{endpoint}/{resource_id}",
                                weak_etag(version) if version is not None else None)
@@ -168,7 +205,7 @@ class BulkService:
         return endpoint, resource_id
 
     def _record(self, op: BulkOperation, endpoint: str, resource_id: str | None,
-                error: ScimError | None) -> None:
+                error: ScimError | None, *, into: list[AuditEvent] | None = None) -> None:
         """Add the audit record of one operation (it commits with the bulk request).
 
         Recorded as ``http.audit.audited_write`` records single writes: a failure keeps its status
@@ -179,7 +216,7 @@ class BulkService:
         ctx, resource_type = self._audit, endpoint[:-1]
         if error is None:
             audit.record_scim_write(self._session, ctx.tenant_id, ctx.client, _ACTIONS[op.method], resource_type,
-                                    resource_id, audit.SUCCESS, ctx.request_id)
+                                    resource_id, audit.SUCCESS, ctx.request_id, into=into)
         else:
             audit.record_scim_write(self._session, ctx.tenant_id, ctx.client, _ACTIONS[op.method], resource_type,
                                     resource_id, audit.FAILURE, ctx.request_id, status=error.status,

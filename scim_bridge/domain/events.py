@@ -8,6 +8,8 @@ the log and the state never disagree. The event id is the cursor: a consumer rea
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -52,6 +54,7 @@ class EventLog:
         self._request_id = request_id or None
         self._pending: list[dict[str, Any]] = []
         self._locked = False
+        self._held = False
 
     def append(self, type_: str, subject: str, before: dict[str, Any] | None = None,
                after: dict[str, Any] | None = None) -> None:
@@ -65,13 +68,30 @@ class EventLog:
         Inside a savepoint (a Bulk operation) the lock is taken again: rolling a savepoint back
         releases the locks taken in it, so an earlier lock may be gone.
         """
-        if not self._pending:
+        if not self._pending or self._held:
             return
         if not self._locked or self._session.in_nested_transaction():
             self._repository.lock_tenant()
             self._locked = True
         self._repository.append_events(self._pending)
         self._pending = []
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep the events queued inside the block, flushed or not, until it ends; then write them.
+
+        They are written in the order they were queued, so their cursors are the same as with a
+        flush after each change; a block that fails discards them (its changes roll back).
+        """
+        self._held = True
+        try:
+            yield
+        except BaseException:
+            self._held = False
+            self.discard()
+            raise
+        self._held = False
+        self.flush()
 
     def discard(self) -> None:
         """Forget queued events (the change that queued them failed and rolls back)."""

@@ -95,6 +95,10 @@ class GroupService:
         """Render one group (members in one query, only when projected)."""
         return self.render_many([group], projection)[0]
 
+    def render_written(self, group: Group, projection: Projection | None = None) -> dict[str, Any]:
+        """Render a group this service just wrote (as :meth:`render`; the views call this after writes)."""
+        return self.render(group, projection)
+
     def render_many(self, groups: list[Group], projection: Projection | None = None) -> list[dict[str, Any]]:
         """Render several groups; all their members come from a single query."""
         projection = projection or Projection(RESOURCE)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
@@ -90,6 +91,10 @@ class OrgSync:
     def profile(self) -> Profile:
         """Return the tenant's mapping profile."""
         return self._profile
+
+    def events_together(self) -> AbstractContextManager[None]:
+        """Write the events that hooks run inside the block queue once, when it ends (see ``EventLog.held``)."""
+        return self._events.held()
 
     # -- users -------------------------------------------------------------------------------------
 

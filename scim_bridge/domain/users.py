@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +26,7 @@ from scim_bridge.domain.query import ListResult
 from scim_bridge.domain.query import page_total
 from scim_bridge.mappings.model import Profile
 from scim_bridge.scim import schema as s
+from scim_bridge.scim.errors import ScimError
 from scim_bridge.scim.etag import require_match
 from scim_bridge.scim.patch import apply_patch
 from scim_bridge.scim.patch import parse_patch_request
@@ -32,8 +36,10 @@ from scim_bridge.scim.resource import normalize
 from scim_bridge.storage import scim_sql
 from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import User
+from scim_bridge.storage.models import UserValue
 from scim_bridge.storage.repositories.common import parse_id
 from scim_bridge.storage.repositories.orgs import OrgRepository
+from scim_bridge.storage.repositories.users import Holder
 from scim_bridge.storage.repositories.users import UserReadView
 from scim_bridge.storage.repositories.users import UserRepository
 
@@ -54,6 +60,8 @@ class UserService:
         self._users = UserRepository(session, tenant_id)
         self._orgs = OrgRepository(session, tenant_id)
         self._sync = OrgSync(session, tenant_id, profile, request_id) if profile is not None else None
+        self._batch: _CreateBatch | None = None
+        self._written: _Written | None = None
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -120,36 +128,61 @@ class UserService:
 
     def create(self, body: Any) -> User:
         """Create a user from a POST body (RFC 7644 §3.3)."""
-        data = normalize(body, RESOURCE, self._options)
-        self._check_unique(data, None)
-        now = utcnow()
-        user = User(id=uuid.uuid4(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now)
-        apply_scim_user(user, data)
-        self._resolve_manager(user)
-        self._set_password(user, data)
-        self._users.add(user)
-        self._users.add_values(user, user_values_from_scim(data, self._tenant_id))
-        self._flush()
-        if self._sync is not None:
-            self._sync.user_created(user, data)
-            self._flush()
+        with self._events_together():
+            user = self._stage_new(body)
+            self._flush()  # the user, its values and its org state in one flush; then its event
         return user
+
+    def create_together(self, bodies: list[Any]) -> list[User] | int:
+        """Create several users as :meth:`create` would one by one, with far fewer statements (Bulk).
+
+        One query finds every holder of the bodies' userNames and externalIds, the users are
+        checked against it and against each other, and all their rows (users, values, org states,
+        then events) are written by one flush. Return the users, or the position of the first
+        body that fails with a SCIM error; then nothing is written, and the caller rolls back
+        its savepoint and runs the bodies one by one (for the exact per-operation outcome). A
+        uniqueness race lost at the final flush raises :class:`Uniqueness` for the same reason.
+        """
+        self._batch = _CreateBatch.prefetch(self._users, bodies)
+        users: list[User] = []
+        try:
+            with self._events_together():
+                for position, body in enumerate(bodies):
+                    try:
+                        users.append(self._stage_new(body))
+                    except ScimError as error:
+                        raise _BatchStopped(position) from error
+                self._flush()
+                # Their values go in with one executemany (the ORM would insert them one by one
+                # on SQLite, to read back each generated id).
+                self._users.insert_values(self._batch.values)
+        except _BatchStopped as stopped:
+            return stopped.position
+        except IntegrityError as exc:
+            # An autoflush (a query of a later body: its manager, say) lost the race instead.
+            raise Uniqueness("userName or externalId is already in use") from exc
+        finally:
+            self._batch = None
+        return users
 
     def replace(self, user_id: str, body: Any, if_match: str | None = None) -> User:
         """Replace a user from a PUT body (RFC 7644 §3.5.1); readOnly attributes are kept."""
         user = self._load(user_id, for_update=True)
         require_match(if_match, user.version)
         data = normalize(body, RESOURCE, self._options)
-        self._check_unique(data, user.id)
+        self._check_unique(data, user)
+        # Read before anything changes, so that the read does not autoflush a first UPDATE.
+        current = self._users.values_of([user.id]).get(user.id, [])
         apply_scim_user(user, data)
         self._resolve_manager(user)
         self._set_password(user, data)
-        self._users.replace_values(user, user_values_from_scim(data, self._tenant_id))
+        values = self._users.replace_values_if_changed(user, current, user_values_from_scim(data, self._tenant_id))
         self.touch(user)
         self._flush()
         if self._sync is not None:
             self._sync.user_updated(user, data)
             self._flush()
+        self._written = _Written(user.id, values, fresh=False)
         return user
 
     def patch(self, user_id: str, body: Any, if_match: str | None = None) -> User:
@@ -161,21 +194,42 @@ class UserService:
         current = to_scim_user(user, self._base_url, None, values)
         result = apply_patch(current, operations, RESOURCE, ignore_unknown=self._options.ignore_unknown)
         if not result.changed_attributes:
+            self._written = _Written(user.id, values, fresh=False)
             return user
         data = normalize(result.resource, RESOURCE, self._options)
-        self._check_unique(data, user.id)
+        self._check_unique(data, user)
         apply_scim_user(user, data, defaults=False)
         self._resolve_manager(user)
         if result.password:
             user.password_hash = hash_password(result.password)
         if any(name in MULTI_VALUED for name in result.changed_attributes):
-            self._users.replace_values(user, user_values_from_scim(data, self._tenant_id))
+            values = user_values_from_scim(data, self._tenant_id)
+            self._users.replace_values(user, values)
         self.touch(user)
         self._flush()
         if self._sync is not None:
             self._sync.user_updated(user, data)
             self._flush()
+        self._written = _Written(user.id, values, fresh=False)
         return user
+
+    def render_written(self, user: User, projection: Projection | None = None) -> dict[str, Any]:
+        """Render the user this service just created, replaced or patched, without re-reading its values.
+
+        The write holds the user's multi-valued rows (those it stored, or read and kept), and a
+        user it created is in no group yet; only what it does not know (groups of an existing
+        user, the Infinity extension when projected) is read. Any other user: :meth:`render`.
+        """
+        written = self._written
+        if written is None or written.user_id != user.id:
+            return self.render(user, projection)
+        projection = projection or Projection(RESOURCE)
+        refs = None
+        if projection.wants("groups"):
+            pairs = [] if written.fresh else self._users.groups_of([user.id]).get(user.id, [])
+            refs = [GroupRef(gid, display) for gid, display in pairs]
+        org = self._orgs.views_of([user.id]).get(user.id) if _wants_org(projection) else None
+        return projection.apply(to_scim_user(user, self._base_url, refs, written.values, org))
 
     def delete(self, user_id: str, if_match: str | None = None) -> None:
         """Delete a user; it leaves every group and org it was a member of."""
@@ -202,13 +256,49 @@ class UserService:
             raise NotFound(f"User {user_id} not found")
         return user
 
-    def _check_unique(self, data: dict[str, Any], own_id: uuid.UUID | None) -> None:
-        """Refuse a userName (case-insensitive) or externalId held by another user: one query for both."""
+    def _stage_new(self, body: Any) -> User:
+        """Check and stage a new user with its values and org state (event queued); flush nothing."""
+        data = normalize(body, RESOURCE, self._options)
+        self._check_unique(data, None)
+        now = utcnow()
+        user = User(id=uuid.uuid4(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now)
+        apply_scim_user(user, data)
+        self._resolve_manager(user)
+        self._set_password(user, data)
+        values = user_values_from_scim(data, self._tenant_id)
+        self._users.add(user)
+        if self._batch is not None:
+            self._batch.claim(user, values)
+        else:
+            self._users.add_values(user, values)
+            self._written = _Written(user.id, values, fresh=True)
+        if self._sync is not None:
+            self._sync.user_created(user, data)
+        return user
+
+    def _events_together(self) -> AbstractContextManager[None]:
+        """Write the org-sync events queued inside the block when it ends (after the rows they describe)."""
+        return self._sync.events_together() if self._sync is not None else nullcontext()
+
+    def _check_unique(self, data: dict[str, Any], own: User | None) -> None:
+        """Refuse a userName (case-insensitive) or externalId held by another user: one query for both.
+
+        A user keeping its own userName (up to case) and externalId needs no query: the unique
+        constraints guarantee that nobody else holds them.
+        """
         external_id = data.get("externalId")
-        for other_id, user_name_key, other_external_id in self._users.holders_of(data["userName"], external_id):
+        user_name_key = data["userName"].lower()
+        if own is not None and own.user_name_key == user_name_key and external_id in (None, own.external_id):
+            return
+        own_id = own.id if own is not None else None
+        if self._batch is not None and self._batch.covers(user_name_key, external_id):
+            holders = self._batch.holders(user_name_key, external_id)
+        else:
+            holders = self._users.holders_of(data["userName"], external_id)
+        for other_id, other_name_key, other_external_id in holders:
             if other_id == own_id:
                 continue
-            if user_name_key == data["userName"].lower():
+            if other_name_key == user_name_key:
                 raise Uniqueness(f"userName '{data['userName']}' is already in use")
             if external_id is not None and other_external_id == external_id:
                 raise Uniqueness(f"externalId '{external_id}' is already in use by another User")
@@ -230,6 +320,72 @@ class UserService:
         except IntegrityError as exc:
             # A concurrent request won the race for a unique value after our check.
             raise Uniqueness("userName or externalId is already in use") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """The user a write just stored, with its multi-valued rows (``fresh``: created, so in no group)."""
+
+    user_id: uuid.UUID
+    values: list[UserValue]
+    fresh: bool
+
+
+class _BatchStopped(Exception):
+    """A body of :meth:`UserService.create_together` failed; the batch stops there."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(position)
+        self.position = position
+
+
+class _CreateBatch:
+    """The userName keys and externalIds that a batch of creates may take, known up front.
+
+    :meth:`prefetch` reads every holder of the bodies' userNames and externalIds in one query;
+    each staged user then claims its own, so a later body of the batch sees it as a holder.
+    """
+
+    def __init__(self, names: dict[str, list[Holder]], external_ids: dict[str, list[Holder]]) -> None:
+        self._names = names
+        self._external_ids = external_ids
+        self.values: list[UserValue] = []
+
+    @classmethod
+    def prefetch(cls, users: UserRepository, bodies: list[Any]) -> _CreateBatch:
+        """Read the holders of every userName and externalId that *bodies* carry."""
+        names = {body["userName"].lower(): [] for body in bodies
+                 if isinstance(body, dict) and isinstance(body.get("userName"), str)}
+        external_ids = {body["externalId"]: [] for body in bodies
+                        if isinstance(body, dict) and isinstance(body.get("externalId"), str)}
+        batch = cls(names, external_ids)
+        for holder in users.holders_of_many(list(names), list(external_ids)):
+            batch._add(holder)
+        return batch
+
+    def covers(self, user_name_key: str, external_id: str | None) -> bool:
+        """Tell whether the holders of this userName key and externalId are known."""
+        return user_name_key in self._names and (external_id is None or external_id in self._external_ids)
+
+    def holders(self, user_name_key: str, external_id: str | None) -> list[Holder]:
+        """Return the known holders of this userName key or externalId."""
+        found = list(self._names[user_name_key])
+        if external_id is not None:
+            found += [h for h in self._external_ids[external_id] if h not in found]
+        return found
+
+    def claim(self, user: User, values: list[UserValue]) -> None:
+        """Record a staged user as the holder of its userName key and externalId; keep its values."""
+        self._add((user.id, user.user_name_key, user.external_id))
+        for row in values:
+            row.user_id = user.id
+        self.values.extend(values)
+
+    def _add(self, holder: Holder) -> None:
+        if holder[1] in self._names:
+            self._names[holder[1]].append(holder)
+        if holder[2] is not None and holder[2] in self._external_ids:
+            self._external_ids[holder[2]].append(holder)
 
 
 def _wants_org(projection: Projection) -> bool:

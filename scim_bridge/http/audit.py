@@ -38,7 +38,7 @@ def audited_write(action: str, resource_type: str, resource_id: str | None = Non
         with unit_of_work() as session:
             yield write
             audit.record_scim_write(session, token.tenant_id, token.actor, action, resource_type,
-                                    write.resource_id, audit.SUCCESS, request_id())
+                                    write.resource_id, audit.SUCCESS, request_id(), direct=True)
     except Exception as exc:
         status = exc.status if isinstance(exc, ScimError) else None
         detail = (exc.scim_type if isinstance(exc, ScimError) else None) or type(exc).__name__

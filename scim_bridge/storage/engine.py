@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.orm import Session
 
 SQLITE_BEGIN_OPTION = "sqlite_begin"
 
@@ -105,3 +106,15 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
 def _py_lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
+
+
+def ensure_transaction(session: Session) -> None:
+    """Put a request's transaction-less reads into a read transaction (for a server-side cursor).
+
+    PostgreSQL streams a large result (``yield_per``) through a cursor that only lives inside a
+    transaction. Inside a unit of work there is one already; nothing else is pending outside one.
+    """
+    connection = session.connection()
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        session.commit()  # ends nothing on the server: autocommit has no transaction open
+        session.connection(execution_options={"isolation_level": "READ COMMITTED"})

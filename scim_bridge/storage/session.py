@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from flask import Flask
@@ -15,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from scim_bridge.storage.engine import SQLITE_BEGIN_OPTION
 from scim_bridge.storage.engine import build_engine
+from scim_bridge.storage.write_gate import WriteGate
 
 EXTENSION_KEY = "scim_bridge.storage"
 
@@ -28,13 +30,19 @@ class Storage:
     """Sessions whose every statement runs in a transaction (CLI, tests)."""
     request_sessionmaker: sessionmaker[Session]
     """Sessions of HTTP requests: reads without a transaction, writes in :func:`unit_of_work`."""
+    write_gate: WriteGate | None = None
+    """Where the writers of an SQLite file queue, across processes (see :class:`WriteGate`)."""
 
     @classmethod
     def build(cls, url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 5) -> Storage:
-        """Create the engine and a session factory for *url*."""
+        """Create the engine and the session factories for *url* (and the write gate of an SQLite file)."""
         engine = build_engine(url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
         reads = engine.execution_options(**_read_options(engine))
-        return cls(engine, sessionmaker(engine, expire_on_commit=False), sessionmaker(reads, expire_on_commit=False))
+        gate = None
+        if engine.dialect.name == "sqlite":
+            gate = WriteGate.for_database(engine.url.database, busy_timeout_ms / 1000)
+        return cls(engine, sessionmaker(engine, expire_on_commit=False), sessionmaker(reads, expire_on_commit=False),
+                   gate)
 
     @property
     def is_sqlite(self) -> bool:
@@ -89,7 +97,8 @@ def unit_of_work() -> Iterator[Session]:
     """Run one write transaction: commit on success, roll back on any error.
 
     On SQLite the transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue on
-    the busy timeout instead of failing on a lock upgrade.
+    the busy timeout instead of failing on a lock upgrade; before it, they queue on the storage's
+    write gate, which hands the lock over without the busy handler's sleeps.
     """
     yield from _transaction(get_session(), get_storage())
 
@@ -100,30 +109,19 @@ def standalone_unit_of_work(storage: Storage) -> Iterator[Session]:
         yield from _transaction(session, storage)
 
 
-def ensure_transaction(session: Session) -> None:
-    """Put a request's transaction-less reads into a read transaction (for a server-side cursor).
-
-    PostgreSQL streams a large result (``yield_per``) through a cursor that only lives inside a
-    transaction. Inside a unit of work there is one already; nothing else is pending outside one.
-    """
-    connection = session.connection()
-    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-        session.commit()  # ends nothing on the server: autocommit has no transaction open
-        session.connection(execution_options={"isolation_level": "READ COMMITTED"})
-
-
 def _transaction(session: Session, storage: Storage) -> Iterator[Session]:
     if session.in_transaction():
         # Reads done earlier in the request (token lookup) end here; writes start a fresh
         # transaction (immediate on SQLite) and re-read what they depend on.
         session.commit()
-    session.connection(execution_options=storage.write_options)
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+    with storage.write_gate.passed() if storage.write_gate is not None else nullcontext():
+        session.connection(execution_options=storage.write_options)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
 
 
 cli_unit_of_work = contextmanager(standalone_unit_of_work)

@@ -43,6 +43,7 @@ class ResourceService(Protocol):
     def patch(self, resource_id: str, body: Any, if_match: str | None = None) -> Any: ...
     def delete(self, resource_id: str, if_match: str | None = None) -> None: ...
     def render(self, row: Any, projection: Projection | None = None) -> dict[str, Any]: ...
+    def render_written(self, row: Any, projection: Projection | None = None) -> dict[str, Any]: ...
 
 
 def register_resource(bp: Blueprint, resource_type: ResourceType, service: Callable[[], ResourceService]) -> None:
@@ -63,7 +64,8 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
 
     def respond(svc: ResourceService, row: Any, wanted: Projection, status: int = 200) -> Response:
         # ETag and Location come from the row, so they are sent even when the projection drops meta.
-        return resource_response(svc.render(row, wanted), status, etag=weak_etag(row.version),
+        # The row was just written by *svc*, which renders it from what it wrote where it can.
+        return resource_response(svc.render_written(row, wanted), status, etag=weak_etag(row.version),
                                  location=f"{context.scim_base_url()}{endpoint}/{row.id}")
 
     @require_oauth(SCIM_READ)

@@ -25,13 +25,13 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from scim_bridge.storage.base import utcnow
+from scim_bridge.storage.engine import ensure_transaction
 from scim_bridge.storage.models import Group
 from scim_bridge.storage.models import GroupMember
 from scim_bridge.storage.models import User
 from scim_bridge.storage.repositories.common import chunked
 from scim_bridge.storage.repositories.common import insert_ignoring_conflicts
 from scim_bridge.storage.scim_sql import MEMBER_GROUP
-from scim_bridge.storage.session import ensure_transaction
 
 
 class GroupRepository:

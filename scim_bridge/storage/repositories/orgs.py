@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import CTE
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import insert
 from sqlalchemy import select
@@ -307,19 +308,26 @@ class OrgRepository:
         ``FOR NO KEY UPDATE`` does not block the foreign-key checks of concurrent inserts, only other
         appenders, so event ids commit in id order and the cursor is safe to poll.
         """
-        stmt = select(Tenant.id).where(Tenant.id == self._tenant_id).with_for_update(key_share=True)
-        self._session.execute(stmt)
+        if self._session.get_bind().dialect.name == "sqlite":
+            return  # the write transaction (BEGIN IMMEDIATE) already holds the database's write lock
+        self._session.execute(_LOCK_TENANT, {"tenant_id": self._tenant_id})
 
     def append_events(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert event rows in one statement."""
         if rows:
-            self._session.execute(insert(ChangeEvent), [{"tenant_id": self._tenant_id, **row} for row in rows])
+            # The table, not the entity: a plain executemany, without the ORM's bulk-insert machinery.
+            self._session.execute(insert(ChangeEvent.__table__),
+                                  [{"tenant_id": self._tenant_id, **row} for row in rows])
 
     def events_after(self, cursor: int, limit: int) -> list[ChangeEvent]:
         """Return up to *limit* events with an id above *cursor*, oldest first."""
         stmt = (select(ChangeEvent).where(ChangeEvent.tenant_id == self._tenant_id, ChangeEvent.id > cursor)
                 .order_by(ChangeEvent.id).limit(limit))
         return list(self._session.scalars(stmt))
+
+
+# Built once: every write that appends events runs it.
+_LOCK_TENANT = select(Tenant.id).where(Tenant.id == bindparam("tenant_id")).with_for_update(key_share=True)
 
 
 def _info(row: Sequence[Any]) -> GroupInfo:

@@ -18,6 +18,7 @@ from sqlalchemy import Select
 from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
+from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -161,6 +162,23 @@ def _group_order(group: list[Any]) -> tuple[str, str]:
 _USER_COLUMNS = tuple(column.name for column in _users.columns)
 
 
+Holder = tuple[uuid.UUID, str, str | None]
+"""A user holding a unique value: (id, userName key, externalId)."""
+
+# Statements of every write, built once (building and keying a statement costs about as much as
+# running it): the parameters are bound per call.
+_USER_FOR_UPDATE = (select(User).where(User.tenant_id == bindparam("tenant_id"), User.id == bindparam("id"))
+                    .with_for_update())
+_HOLDERS_OF_NAME = select(User.id, User.user_name_key, User.external_id).where(
+    User.tenant_id == bindparam("tenant_id"), User.user_name_key == bindparam("key"))
+_HOLDERS = select(User.id, User.user_name_key, User.external_id).where(
+    User.tenant_id == bindparam("tenant_id"),
+    or_(User.user_name_key == bindparam("key"), User.external_id == bindparam("external_id")))
+
+_CONTENT = tuple(column.key for column in UserValue.__table__.columns if column.key not in ("id", "user_id"))
+"""What a multi-valued attribute row says (everything but its identity and owner)."""
+
+
 class UserRepository:
     """Tenant-scoped access to users."""
 
@@ -193,8 +211,7 @@ class UserRepository:
 
     def get_for_update(self, user_id: uuid.UUID) -> User | None:
         """Return the user *user_id*, locked for the rest of the transaction on PostgreSQL."""
-        stmt = select(User).where(User.tenant_id == self._tenant_id, User.id == user_id).with_for_update()
-        return self._session.scalars(stmt).one_or_none()
+        return self._session.scalars(_USER_FOR_UPDATE, {"tenant_id": self._tenant_id, "id": user_id}).one_or_none()
 
     def id_by_user_name(self, user_name: str) -> uuid.UUID | None:
         """Return the id of the user whose userName matches case-insensitively."""
@@ -206,14 +223,22 @@ class UserRepository:
         stmt = select(User.id).where(User.tenant_id == self._tenant_id, User.external_id == external_id)
         return self._session.scalars(stmt).one_or_none()
 
-    def holders_of(self, user_name: str, external_id: str | None) -> list[tuple[uuid.UUID, str, str | None]]:
+    def holders_of(self, user_name: str, external_id: str | None) -> list[Holder]:
         """Return (id, userName key, externalId) of users holding this userName or externalId."""
-        condition = User.user_name_key == user_name.lower()
-        if external_id is not None:
-            condition = or_(condition, User.external_id == external_id)
-        stmt = select(User.id, User.user_name_key, User.external_id).where(User.tenant_id == self._tenant_id,
-                                                                             condition)
-        return [(row[0], row[1], row[2]) for row in self._session.execute(stmt)]
+        params = {"tenant_id": self._tenant_id, "key": user_name.lower(), "external_id": external_id}
+        stmt = _HOLDERS_OF_NAME if external_id is None else _HOLDERS
+        return [(row[0], row[1], row[2]) for row in self._session.execute(stmt, params)]
+
+    def holders_of_many(self, user_name_keys: Sequence[str], external_ids: Sequence[str]) -> list[Holder]:
+        """Return the users holding any of these userName keys (lowered) or externalIds, in one query per 500."""
+        found: dict[uuid.UUID, Holder] = {}
+        for names, externals in _pairs_of_chunks(list(user_name_keys), list(external_ids)):
+            condition = or_(User.user_name_key.in_(names), User.external_id.in_(externals))
+            stmt = select(User.id, User.user_name_key, User.external_id).where(User.tenant_id == self._tenant_id,
+                                                                                 condition)
+            for row in self._session.execute(stmt):
+                found[row[0]] = (row[0], row[1], row[2])
+        return list(found.values())
 
     def existing_ids(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Return which of *ids* are users of this tenant."""
@@ -254,11 +279,30 @@ class UserRepository:
         self._session.execute(delete(UserValue).where(UserValue.user_id == user.id))
         self.add_values(user, rows)
 
+    def replace_values_if_changed(self, user: User, current: list[UserValue], rows: list[UserValue]) -> list[UserValue]:
+        """Replace the multi-valued rows of *user* (*current*, as read) by *rows* unless they say the same.
+
+        Return the rows the user has afterwards: *current* when nothing changed (no statement), else *rows*.
+        """
+        if sorted(map(_content, current)) == sorted(map(_content, rows)):
+            return current
+        self.replace_values(user, rows)
+        return rows
+
     def add_values(self, user: User, rows: list[UserValue]) -> None:
         """Stage the multi-valued attribute rows of a user that has none yet."""
         for row in rows:
             row.user_id = user.id
         self._session.add_all(rows)
+
+    def insert_values(self, rows: list[UserValue]) -> None:
+        """Insert the rows of users already flushed with one statement (ids are not read back).
+
+        The rows stay out of the session: Bulk, which writes this way, never reads them again.
+        """
+        if rows:
+            self._session.execute(insert(UserValue.__table__),
+                                  [{key: getattr(row, key) for key in _CONTENT + ("user_id",)} for row in rows])
 
     def add(self, user: User) -> None:
         """Stage a new user."""
@@ -269,3 +313,13 @@ class UserRepository:
         self._session.execute(delete(GroupMember).where(GroupMember.user_id == user.id))
         self._session.execute(delete(UserValue).where(UserValue.user_id == user.id))
         self._session.delete(user)
+
+
+def _content(row: UserValue) -> tuple[str, ...]:
+    return tuple(repr(getattr(row, key)) for key in _CONTENT)
+
+
+def _pairs_of_chunks(first: list[str], second: list[str], size: int = 500) -> list[tuple[list[str], list[str]]]:
+    """Split two lists into aligned chunks, so that one query never binds more than 2 x *size* values."""
+    count = max(len(first), len(second), 1)
+    return [(first[i:i + size], second[i:i + size]) for i in range(0, count, size)]

@@ -1,0 +1,199 @@
+"""The fast user write paths (issue 7) store and answer exactly what the plain paths do, on every backend.
+
+POST/PUT/PATCH render their answer from what the write holds (``UserService.render_written``), a
+PUT keeps multi-valued rows that did not change, and Bulk creates runs of users in batches
+(``UserService.create_together``): each is checked here against the path it replaces.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+
+from scim_bridge.domain import audit
+from scim_bridge.domain.events import read_events
+from scim_bridge.scim.schema import BULK_REQUEST_SCHEMA
+from scim_bridge.scim.schema import PATCH_OP_SCHEMA
+from scim_bridge.scim.schema import USER_SCHEMA
+from scim_bridge.storage.models import User
+from scim_bridge.storage.models import UserOrgState
+from scim_bridge.storage.models import UserValue
+from scim_bridge.storage.repositories.users import UserRepository
+from tests.functional.test_users import FULL_USER
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+INFINITY = "urn:scim-bridge:params:scim:schemas:extension:infinity:2.0:User"
+
+
+def body_of(prefix: str, i: int) -> dict[str, Any]:
+    """Return a user body whose unique values carry *prefix*; everything else depends on *i* only."""
+    return {"schemas": [USER_SCHEMA, ENTERPRISE], "userName": f"{prefix}-{i}@example.com",
+            "externalId": f"{prefix}-{i}", "name": {"givenName": f"Given{i}", "familyName": "Family"},
+            "displayName": f"User {i}", "active": i % 3 != 0,
+            "emails": [{"value": f"mail{i}@example.com", "type": "work", "primary": True},
+                       {"value": f"home{i}@example.com", "type": "home"}][:1 + i % 2],
+            "phoneNumbers": [{"value": f"555-{i:04d}", "type": "work"}] if i % 4 == 0 else [],
+            ENTERPRISE: {"department": f"Dept{i % 5}"}}
+
+
+def patch(*operations: dict[str, Any]) -> dict[str, Any]:
+    """Return a PatchOp body."""
+    return {"schemas": [PATCH_OP_SCHEMA], "Operations": list(operations)}
+
+
+def bulk_create(scim: Any, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Create users with one BulkRequest; return the operation results."""
+    operations = [{"method": "POST", "path": "/Users", "bulkId": f"u{i}", "data": b} for i, b in enumerate(bodies)]
+    response = scim.post("/Bulk", {"schemas": [BULK_REQUEST_SCHEMA], "Operations": operations})
+    assert response.status_code == 200, response.get_json()
+    return list(response.get_json()["Operations"])
+
+
+def id_of(result: dict[str, Any]) -> uuid.UUID:
+    """Return the id of the resource an operation result points at."""
+    return uuid.UUID(result["location"].rsplit("/", 1)[1])
+
+
+@pytest.mark.parametrize("query", ["", "?attributes=groups,emails,userName",
+                                   f"?attributes={INFINITY}:role,{INFINITY}:orgIds,emails",
+                                   "?excludedAttributes=groups"])
+def test_write_answers_are_what_a_get_returns_afterwards(scim, query):
+    created = scim.post(f"/Users{query}", FULL_USER)
+    assert created.status_code == 201
+    user_id = created.get_json()["id"]
+    path = f"/Users/{user_id}"
+    assert created.get_json() == scim.get(f"{path}{query}").get_json()
+    scim.create_group("Readers", [user_id])
+    same_values = {**FULL_USER, "displayName": "Renamed"}
+    other_values = {**FULL_USER, "emails": [{"value": "new@example.com", "type": "work"}], "addresses": []}
+    for method, body in (("PUT", same_values), ("PUT", other_values),
+                         ("PATCH", patch({"op": "replace", "path": "active", "value": False})),
+                         ("PATCH", patch({"op": "add", "path": "emails", "value": [{"value": "x@example.com"}]})),
+                         ("PATCH", patch({"op": "replace", "path": "active", "value": False}))):  # no change
+        answer = scim.request(method, f"{path}{query}", body)
+        assert answer.status_code == 200, (method, answer.get_json())
+        assert answer.get_json() == scim.get(f"{path}{query}").get_json(), (method, body)
+
+
+def test_put_keeps_unchanged_value_rows_and_replaces_changed_ones(scim, engine):
+    user = scim.post("/Users", FULL_USER).get_json()
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert scim.put(f"/Users/{user['id']}", {**FULL_USER, "displayName": "Other"}).status_code == 200
+        unchanged = [s for s in statements if "user_values" in s and not s.startswith("SELECT")]
+        statements.clear()
+        reordered = {**FULL_USER, "emails": list(reversed(FULL_USER["emails"]))}
+        assert scim.put(f"/Users/{user['id']}", reordered).status_code == 200
+        changed = [s.split()[0] for s in statements if "user_values" in s and not s.startswith("SELECT")]
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+    assert unchanged == []
+    assert changed[0] == "DELETE" and set(changed[1:]) == {"INSERT"}  # one INSERT per row on SQLite
+    assert [e["value"] for e in scim.get(f"/Users/{user['id']}").get_json()["emails"]] == [
+        e["value"] for e in reordered["emails"]]
+
+
+def _stored(db_session: Any, tenant_id: uuid.UUID, user_ids: list[uuid.UUID], prefix: str) -> list[Any]:
+    """Return what is stored about *user_ids*, in order, with the prefix and ids taken out."""
+    db_session.rollback()  # a fresh snapshot (SQLite keeps the one of the session's read transaction)
+    users = {u.id: u for u in db_session.scalars(select(User).where(User.id.in_(user_ids)))}
+    states = {s.user_id: s for s in db_session.scalars(select(UserOrgState).where(
+        UserOrgState.user_id.in_(user_ids)))}
+    values = UserRepository(db_session, tenant_id).values_of(user_ids)
+    skip = {"id", "user_id", "user_name", "user_name_key", "external_id", "created", "last_modified"}
+    out = []
+    for uid in user_ids:
+        user = users[uid]
+        columns = {c.key: getattr(user, c.key) for c in User.__table__.columns if c.key not in skip}
+        rows = [{c.key: getattr(v, c.key) for c in UserValue.__table__.columns if c.key not in skip}
+                for v in values[uid]]
+        fields = {k: v for k, v in (states[uid].user_fields or {}).items() if k != "user_name"}
+        out.append((user.user_name.startswith(prefix), user.external_id.startswith(prefix), columns, rows,
+                    states[uid].role, states[uid].primary_org_pk, states[uid].primary_org_conflict, fields))
+    return out
+
+
+def _events(db_session: Any, tenant_id: uuid.UUID, after: int, user_ids: list[uuid.UUID]) -> list[Any]:
+    db_session.rollback()
+    subjects = {f"user:{uid}": n for n, uid in enumerate(user_ids)}
+    out = []
+    for event in read_events(db_session, tenant_id, after):
+        if event["subject"] in subjects:
+            payload = {k: v for k, v in (event["after"] or {}).items() if k != "user_name"}
+            out.append((subjects[event["subject"]], event["type"], event["before"], payload,
+                        event["request_id"] is not None))
+    return out
+
+
+def _audit(db_session: Any, tenant_id: uuid.UUID, user_ids: list[uuid.UUID]) -> list[Any]:
+    records = audit.query(db_session, audit.AuditFilter(tenant_id, action="user.create"), limit=1000)
+    position = {str(uid): n for n, uid in enumerate(user_ids)}
+    return sorted((position[r.resource_id], r.action, r.outcome, r.resource_type, r.status, r.detail,
+                   r.client.startswith("token:")) for r in records if r.resource_id in position)
+
+
+def _cursor(db_session: Any, tenant_id: uuid.UUID) -> int:
+    db_session.rollback()
+    events = read_events(db_session, tenant_id, 0, 100_000)
+    return int(events[-1]["cursor"]) if events else 0
+
+
+def test_bulk_batches_store_rows_events_and_audit_records_like_single_creates(scim, tenant, db_session):
+    count = 130  # more than one batch (a batch is at most 100 operations)
+    start = _cursor(db_session, tenant.id)
+    single = [uuid.UUID(scim.post("/Users", body_of("single", i)).get_json()["id"]) for i in range(count)]
+    middle = _cursor(db_session, tenant.id)
+    results = bulk_create(scim, [body_of("bulk", i) for i in range(count)])
+    assert {r["status"] for r in results} == {"201"}
+    batched = [id_of(r) for r in results]
+    assert _stored(db_session, tenant.id, batched, "bulk") == _stored(db_session, tenant.id, single, "single")
+    single_events = _events(db_session, tenant.id, start, single)
+    batched_events = _events(db_session, tenant.id, middle, batched)
+    assert batched_events == single_events and len(batched_events) == count
+    # The cursor follows the order of the operations, as it does for one request after another.
+    assert [n for n, *_ in batched_events] == list(range(count))
+    assert _audit(db_session, tenant.id, batched) == _audit(db_session, tenant.id, single)
+    assert [r["version"] for r in results] == ['W/"1"'] * count
+    for result, uid in zip(results[:3], batched[:3], strict=True):
+        assert scim.get(f"/Users/{uid}").get_json()["meta"]["location"] == result["location"]
+
+
+def test_bulk_batch_checks_uniqueness_against_the_database_and_itself(scim):
+    scim.create_user("taken@example.com", externalId="taken-ext")
+    bodies = [body_of("ok", i) for i in range(6)]
+    bodies[1]["userName"] = "TAKEN@example.com"
+    bodies[2]["externalId"] = "taken-ext"
+    bodies[4]["userName"] = bodies[3]["userName"].upper()
+    bodies[5]["externalId"] = bodies[0]["externalId"]
+    results = bulk_create(scim, bodies)
+    assert [r["status"] for r in results] == ["201", "409", "409", "201", "409", "409"]
+    assert all(r["response"]["scimType"] == "uniqueness" for r in results if r["status"] == "409")
+
+
+def test_bulk_batch_losing_a_uniqueness_race_runs_its_operations_one_by_one(scim, tenant, db_session,
+                                                                            monkeypatch):
+    """A value taken after the batch's check fails the batch's flush; each operation then gets its own outcome."""
+    scim.create_user("raced@example.com")
+    # The batch's up-front check sees nobody, as if the holder had committed just after it ran.
+    monkeypatch.setattr(UserRepository, "holders_of_many", lambda self, names, external_ids: [])
+    bodies = [body_of("race", i) for i in range(5)]
+    bodies[3]["userName"] = "raced@example.com"
+    results = bulk_create(scim, bodies)
+    assert [r["status"] for r in results] == ["201", "201", "201", "409", "201"]
+    assert results[3]["response"]["scimType"] == "uniqueness"
+    db_session.rollback()
+    names = [r.user_name for r in db_session.scalars(select(User).where(User.tenant_id == tenant.id))]
+    assert sorted(names) == sorted(["raced@example.com"] + [bodies[i]["userName"] for i in (0, 1, 2, 4)])
+    records = audit.query(db_session, audit.AuditFilter(tenant.id, action="user.create"), limit=100)
+    assert sorted(r.outcome for r in records) == ["failure"] + ["success"] * 5
+    provisioned = [e for e in read_events(db_session, tenant.id) if e["type"] == "user.provisioned"]
+    assert len(provisioned) == 5
