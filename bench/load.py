@@ -132,7 +132,7 @@ def _run_wrk(url: str, request_file: Path, *, duration: float, concurrency: int,
 
 def _python_worker(host: str, port: int, lines: list[str], start: int, step: int, deadline: float,
                    headers: dict[str, str], timeout_s: int, out: Any) -> None:
-    """Send requests on one keep-alive connection until *deadline*; put (latencies, codes, errors, sent)."""
+    """Send requests on one keep-alive connection until *deadline*; put (latencies, codes, errors, sent, next line)."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
     latencies: list[float] = []
     codes: Counter[str] = Counter()
@@ -158,7 +158,7 @@ def _python_worker(host: str, port: int, lines: list[str], start: int, step: int
         latencies.append(time.perf_counter() - started)
         codes[str(response.status)] += 1
     conn.close()
-    out.put((latencies, dict(codes), errors, sent))
+    out.put((latencies, dict(codes), errors, sent, index))
 
 
 def _run_python(url: str, request_file: Path, *, duration: float, concurrency: int, offset: int,
@@ -177,12 +177,16 @@ def _run_python(url: str, request_file: Path, *, duration: float, concurrency: i
     latencies: list[float] = []
     codes: Counter[str] = Counter()
     errors = sent = 0
+    # Connection i sends lines offset+i, offset+i+concurrency, ...: the next run must start after the
+    # furthest line any connection reached, not after the total sent (a fast connection runs ahead).
+    next_line = offset
     for _ in procs:
-        lat, cds, errs, snt = queue.get(timeout=duration + timeout_s + 60)
+        lat, cds, errs, snt, reached = queue.get(timeout=duration + timeout_s + 60)
         latencies += lat
         codes.update(cds)
         errors += errs
         sent += snt
+        next_line = max(next_line, reached)
     elapsed = max(time.monotonic() - started, 1e-9)
     for proc in procs:
         proc.join(timeout=10)
@@ -195,7 +199,8 @@ def _run_python(url: str, request_file: Path, *, duration: float, concurrency: i
 
     non2xx = sum(v for k, v in codes.items() if not k.startswith("2"))
     return Result(requests=len(latencies), seconds=min(elapsed, duration + timeout_s), p50_ms=pct(50),
-                  p90_ms=pct(90), p99_ms=pct(99), max_ms=pct(100), non2xx=non2xx, codes=dict(codes), used=sent,
+                  p90_ms=pct(90), p99_ms=pct(99), max_ms=pct(100), non2xx=non2xx, codes=dict(codes),
+                  used=next_line - offset,
                   errors={"socket_errors": errors} if errors else {})
 
 

@@ -166,7 +166,7 @@ class Database:
         """Remove the database (the SQLite files, or the PostgreSQL database)."""
         if self.backend == "sqlite":
             assert self.path is not None
-            for suffix in ("", "-wal", "-shm"):
+            for suffix in ("", "-wal", "-shm", "-writers.lock"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             return
         from sqlalchemy import create_engine
