@@ -17,9 +17,14 @@ from typing import NoReturn
 
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.integrations.flask_oauth2 import current_token
+from authlib.integrations.flask_oauth2 import token_authenticated
+from authlib.integrations.flask_oauth2.requests import FlaskJsonPayload
+from authlib.integrations.flask_oauth2.requests import FlaskJsonRequest
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.requests import JsonRequest
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from flask import Flask
+from flask import Request
 from flask import g
 from flask import request
 
@@ -95,6 +100,26 @@ class HashedTokenValidator(BearerTokenValidator):
         return context
 
 
+class _HeadersRequest(FlaskJsonRequest):
+    """authlib's Flask request wrapper, whose ``uri`` is only built if something reads it."""
+
+    def __init__(self, flask_request: Request) -> None:  # noqa: D107 - the class docstring says it
+        JsonRequest.__init__(self, flask_request.method, None, flask_request.headers)
+        self.payload = FlaskJsonPayload(flask_request)
+        self._flask_request = flask_request
+
+    @property
+    def uri(self) -> str:
+        """Return the request's absolute URL (built on first use)."""
+        if self._uri is None:
+            self._uri = self._flask_request.url
+        return self._uri
+
+    @uri.setter
+    def uri(self, value: str | None) -> None:
+        self._uri = value
+
+
 class ScimAuthError(ScimError):
     """An authentication or authorization failure, rendered as a SCIM error with OAuth headers."""
 
@@ -135,8 +160,19 @@ class ScimResourceProtector(ResourceProtector):
         return declare
 
     def acquire_token(self, scopes: Any = None, **kwargs: Any) -> TokenContext:
-        """Validate the token, then count the request against its credential (429 beyond the limit)."""
-        token: TokenContext = super().acquire_token(scopes, **kwargs)
+        """Validate the token, then count the request against its credential (429 beyond the limit).
+
+        As authlib's ``acquire_token``, except that the request handed to the validators is built
+        without the absolute URL, which bearer validation never reads and Werkzeug builds at some
+        cost (IRI decoding) on every request.
+        """
+        kwargs["scopes"] = scopes
+        for claim, value in kwargs.items():
+            if isinstance(value, str):
+                kwargs[claim] = [value]
+        token: TokenContext = self.validate_request(request=_HeadersRequest(request), **kwargs)
+        token_authenticated.send(self, token=token)
+        g.authlib_server_oauth2_token = token
         decision = _count_accepted(f"cred:{token.actor}")
         if not decision.allowed:
             g.auth_failure = "rate_limited"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from flask import current_app
 from flask import request
+from werkzeug.sansio.utils import get_current_url
 
 from scim_bridge.auth import TokenContext
 from scim_bridge.auth import current_context
@@ -33,8 +36,19 @@ def settings() -> Settings:
 def scim_base_url() -> str:
     """Return the absolute SCIM base URL used in ``meta.location`` and ``$ref``."""
     configured = settings().base_url.rstrip("/")
-    root = configured or request.host_url.rstrip("/")
-    return root + SCIM_PREFIX
+    if configured:
+        return configured + SCIM_PREFIX
+    return _base_url_for(request.scheme, request.host)
+
+
+@lru_cache(maxsize=64)
+def _base_url_for(scheme: str, host: str) -> str:
+    """Return the SCIM base URL of requests to *host*: Werkzeug's ``host_url``, built once per host.
+
+    Building it (IRI decoding included) cost about as much as reading a user; a deployment sees a
+    handful of hosts (``request.host`` is already checked against ``TRUSTED_HOSTS`` when set).
+    """
+    return get_current_url(scheme, host).rstrip("/") + SCIM_PREFIX
 
 
 def tenant() -> TokenContext:

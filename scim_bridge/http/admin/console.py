@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint
 from flask import Flask
+from flask import Request
 from flask import Response
 from flask import abort
 from flask import flash
@@ -36,6 +37,7 @@ from flask import request
 from flask import session
 from flask import url_for
 from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SessionMixin
 from werkzeug.exceptions import HTTPException
 
 from scim_bridge.admin.errors import AdminError
@@ -67,10 +69,21 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
 
 
 class ConsoleSessionInterface(SecureCookieSessionInterface):
-    """Flask's signed cookie session, ``Secure`` per request when configured as ``auto``."""
+    """Flask's signed cookie session, ``Secure`` per request when configured as ``auto``.
+
+    Only the console has a session: its cookie's path is ``/admin``, so no other request carries
+    one, and every other request (SCIM, the token endpoint, the admin API) gets Flask's null
+    session instead of a signing serializer built and a cookie looked for on each request.
+    """
 
     def __init__(self, secure: str) -> None:
         self._secure = secure.strip().lower()
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        """Open the console's session; other paths get the null session (nothing to read or save)."""
+        if request.path != bp.url_prefix and not request.path.startswith(f"{bp.url_prefix}/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         """Return whether the cookie gets ``Secure``: always, never, or when the request is https."""

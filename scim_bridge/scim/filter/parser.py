@@ -263,7 +263,16 @@ def parse_attribute_list(text: str) -> list[AttrPath]:
     """
     if not text.strip():
         return []
-    return _parse(text, "attr_list", InvalidValue, "attribute list")  # type: ignore[no-any-return]
+    return list(_parse_attribute_list(text))
+
+
+@lru_cache(maxsize=256)
+def _parse_attribute_list(text: str) -> tuple[AttrPath, ...]:
+    """Parse one attribute list once per process: clients send the same few on every request.
+
+    The paths are immutable; a failed parse raises, and errors are not cached.
+    """
+    return tuple(_parse(text, "attr_list", InvalidValue, "attribute list"))
 
 
 def _parse(text: str, start: str, error: type[ScimError], what: str) -> Any:

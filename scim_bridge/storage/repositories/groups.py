@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement
 from sqlalchemy import Select
 from sqlalchemy import String
+from sqlalchemy import bindparam
 from sqlalchemy import case
 from sqlalchemy import cast
 from sqlalchemy import delete
@@ -33,6 +34,10 @@ from scim_bridge.storage.repositories.common import chunked
 from scim_bridge.storage.repositories.common import insert_ignoring_conflicts
 from scim_bridge.storage.scim_sql import MEMBER_GROUP
 
+# Built once (building a statement costs about as much as running it); parameters bound per call.
+_GROUP = select(Group).where(Group.tenant_id == bindparam("tenant_id"), Group.id == bindparam("id"))
+_GROUP_FOR_UPDATE = _GROUP.with_for_update()
+
 
 class GroupRepository:
     """Tenant-scoped access to groups and memberships."""
@@ -43,13 +48,11 @@ class GroupRepository:
 
     def get(self, group_id: uuid.UUID) -> Group | None:
         """Return the group *group_id* of this tenant, or ``None``."""
-        stmt = select(Group).where(Group.tenant_id == self._tenant_id, Group.id == group_id)
-        return self._session.scalars(stmt).one_or_none()
+        return self._session.scalars(_GROUP, {"tenant_id": self._tenant_id, "id": group_id}).one_or_none()
 
     def get_for_update(self, group_id: uuid.UUID) -> Group | None:
         """Return the group, row-locked until commit on PostgreSQL (SQLite locks the database)."""
-        stmt = select(Group).where(Group.tenant_id == self._tenant_id, Group.id == group_id).with_for_update()
-        return self._session.scalars(stmt).one_or_none()
+        return self._session.scalars(_GROUP_FOR_UPDATE, {"tenant_id": self._tenant_id, "id": group_id}).one_or_none()
 
     def id_by_display_name(self, display_name: str) -> uuid.UUID | None:
         """Return the id of the group whose displayName matches case-insensitively."""
