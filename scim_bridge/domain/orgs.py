@@ -42,6 +42,7 @@ from scim_bridge.storage.models import Group
 from scim_bridge.storage.models import Org
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserOrgState
+from scim_bridge.storage.repositories.common import unindexed
 from scim_bridge.storage.repositories.orgs import MembershipRow
 from scim_bridge.storage.repositories.orgs import OrgRepository
 from scim_bridge.storage.repositories.users import UserRepository
@@ -265,7 +266,8 @@ class OrgSync:
     def _backfill(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, UserOrgState]:
         """Create the state of users provisioned before org mapping existed (fields from their rows)."""
         users = UserRepository(self._session, self._tenant_id)
-        rows = self._session.scalars(select(User).where(User.tenant_id == self._tenant_id, User.id.in_(user_ids)))
+        rows = self._session.scalars(select(User).where(unindexed(User.tenant_id) == self._tenant_id,
+                                                        User.id.in_(user_ids)))
         found = list(rows)
         values = users.values_of([u.id for u in found])
         created: dict[uuid.UUID, UserOrgState] = {}

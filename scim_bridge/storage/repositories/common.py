@@ -5,11 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlalchemy import Insert
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 
 def parse_id(value: str | uuid.UUID | None) -> uuid.UUID | None:
@@ -58,3 +62,32 @@ def chunked(items: Any, size: int = CHUNK) -> Any:
             batch = []
     if batch:
         yield batch
+
+
+class unindexed(ColumnElement[Any]):  # noqa: N801 - reads as a SQL function in a where clause
+    """A column the SQLite planner must not use an index for (``+column``); plain SQL elsewhere.
+
+    SQLite has no statistics unless ``ANALYZE`` runs (the service never runs it), and then prefers
+    an index with an equality on ``tenant_id`` over a lookup by a list of ids: ``tenant_id = ? AND
+    id IN (…)`` walked every row of the tenant (``ix_users_tenant_created``) instead of looking the
+    ids up by primary key, which made adding one member to a group, or a /Bulk batch, cost O(users
+    of the tenant). Wrapping the tenant column keeps the tenant check in the statement and leaves
+    the index choice to the id. SQLite documents the unary ``+`` as a no-op on any value, for this use.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(unindexed)
+def _unindexed_plain(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.column, **kw)

@@ -32,6 +32,7 @@ from scim_bridge.storage.models import GroupMember
 from scim_bridge.storage.models import User
 from scim_bridge.storage.repositories.common import chunked
 from scim_bridge.storage.repositories.common import insert_ignoring_conflicts
+from scim_bridge.storage.repositories.common import unindexed
 from scim_bridge.storage.scim_sql import MEMBER_GROUP
 
 # Built once (building a statement costs about as much as running it); parameters bound per call.
@@ -69,7 +70,7 @@ class GroupRepository:
         """Return which of *ids* are groups of this tenant."""
         found: set[uuid.UUID] = set()
         for batch in chunked(dict.fromkeys(ids)):
-            stmt = select(Group.id).where(Group.tenant_id == self._tenant_id, Group.id.in_(batch))
+            stmt = select(Group.id).where(unindexed(Group.tenant_id) == self._tenant_id, Group.id.in_(batch))
             found.update(self._session.scalars(stmt))
         return found
 

@@ -31,6 +31,7 @@ from scim_bridge.storage.models import Tenant
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserOrgState
 from scim_bridge.storage.repositories.common import chunked
+from scim_bridge.storage.repositories.common import unindexed
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +131,7 @@ class OrgRepository:
         """Return the displayName of several groups."""
         if not group_ids:
             return {}
-        stmt = select(Group.id, Group.display_name).where(Group.tenant_id == self._tenant_id,
+        stmt = select(Group.id, Group.display_name).where(unindexed(Group.tenant_id) == self._tenant_id,
                                                          Group.id.in_(list(group_ids)))
         return {gid: name for gid, name in self._session.execute(stmt)}
 
@@ -164,7 +165,7 @@ class OrgRepository:
         result: dict[uuid.UUID, list[GroupInfo]] = defaultdict(list)
         for batch in chunked(dict.fromkeys(user_ids)):
             start = select(GroupMember.user_id.label("user_id"), GroupMember.group_id.label("group_id")).where(
-                GroupMember.tenant_id == self._tenant_id, GroupMember.user_id.in_(batch))
+                unindexed(GroupMember.tenant_id) == self._tenant_id, GroupMember.user_id.in_(batch))
             up = start.cte("up", recursive=True)
             parent = aliased(GroupMember)
             up = up.union(select(up.c.user_id, parent.group_id).select_from(up)
@@ -211,7 +212,8 @@ class OrgRepository:
         return False
 
     def _down(self, group_ids: list[uuid.UUID]) -> CTE:
-        start = select(Group.id.label("group_id")).where(Group.tenant_id == self._tenant_id, Group.id.in_(group_ids))
+        start = select(Group.id.label("group_id")).where(unindexed(Group.tenant_id) == self._tenant_id,
+                                                         Group.id.in_(group_ids))
         down = start.cte("down", recursive=True)
         child = aliased(GroupMember)
         return down.union(select(child.member_group_id).select_from(down).join(child, child.group_id == down.c.group_id)
@@ -270,7 +272,7 @@ class OrgRepository:
         """Return which of *user_ids* are users of this tenant."""
         found: set[uuid.UUID] = set()
         for batch in chunked(dict.fromkeys(user_ids)):
-            stmt = select(User.id).where(User.tenant_id == self._tenant_id, User.id.in_(batch))
+            stmt = select(User.id).where(unindexed(User.tenant_id) == self._tenant_id, User.id.in_(batch))
             found.update(self._session.scalars(stmt))
         return found
 

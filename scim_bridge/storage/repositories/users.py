@@ -28,6 +28,7 @@ from scim_bridge.storage.models import GroupMember
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserValue
 from scim_bridge.storage.repositories.common import chunked
+from scim_bridge.storage.repositories.common import unindexed
 
 _users = User.__table__
 _values = UserValue.__table__
@@ -232,10 +233,15 @@ class UserRepository:
     def holders_of_many(self, user_name_keys: Sequence[str], external_ids: Sequence[str]) -> list[Holder]:
         """Return the users holding any of these userName keys (lowered) or externalIds, in one query per 500."""
         found: dict[uuid.UUID, Holder] = {}
-        for names, externals in _pairs_of_chunks(list(user_name_keys), list(external_ids)):
-            condition = or_(User.user_name_key.in_(names), User.external_id.in_(externals))
-            stmt = select(User.id, User.user_name_key, User.external_id).where(User.tenant_id == self._tenant_id,
-                                                                                 condition)
+        # One query per kind, each on its unique (tenant_id, key) index: SQLite, without statistics,
+        # ran "name IN (…) OR externalId IN (…)" as a walk over all the tenant's users, which made
+        # seeding through /Bulk quadratic (2,300 users/s at 20,000 users, 500/s at 400,000).
+        columns = (User.id, User.user_name_key, User.external_id)
+        statements = [select(*columns).where(User.tenant_id == self._tenant_id, User.user_name_key.in_(batch))
+                      for batch in chunked(dict.fromkeys(user_name_keys))]
+        statements += [select(*columns).where(User.tenant_id == self._tenant_id, User.external_id.in_(batch))
+                       for batch in chunked(dict.fromkeys(external_ids))]
+        for stmt in statements:
             for row in self._session.execute(stmt):
                 found[row[0]] = (row[0], row[1], row[2])
         return list(found.values())
@@ -244,7 +250,7 @@ class UserRepository:
         """Return which of *ids* are users of this tenant."""
         found: set[uuid.UUID] = set()
         for batch in chunked(dict.fromkeys(ids)):
-            stmt = select(User.id).where(User.tenant_id == self._tenant_id, User.id.in_(batch))
+            stmt = select(User.id).where(unindexed(User.tenant_id) == self._tenant_id, User.id.in_(batch))
             found.update(self._session.scalars(stmt))
         return found
 
@@ -317,9 +323,3 @@ class UserRepository:
 
 def _content(row: UserValue) -> tuple[str, ...]:
     return tuple(repr(getattr(row, key)) for key in _CONTENT)
-
-
-def _pairs_of_chunks(first: list[str], second: list[str], size: int = 500) -> list[tuple[list[str], list[str]]]:
-    """Split two lists into aligned chunks, so that one query never binds more than 2 x *size* values."""
-    count = max(len(first), len(second), 1)
-    return [(first[i:i + size], second[i:i + size]) for i in range(0, count, size)]
