@@ -113,3 +113,22 @@ def test_the_plan_check_does_see_a_tenant_walk(scim, sqlite_engine):
     bulk_users(scim, 5, "probe")
     walked = walks(sqlite_engine, [("SELECT id FROM users WHERE tenant_id = ? AND id IN (?, ?)", ("t", "x", "y"))])
     assert walked and "ix_users_tenant_created" in walked[0][0]
+
+
+def test_single_user_writes_look_up_by_key(scim, sqlite_engine):
+    ids = bulk_users(scim, 30, "writer")
+    group = scim.create_group("writers", ids[:5])
+    with recorded(sqlite_engine) as statements:
+        created = scim.post("/Users", {"schemas": [USER], "userName": "single@plans.example", "externalId": "single",
+                                       "emails": [{"value": "single@plans.example"}]})
+        assert created.status_code == 201, created.get_json()
+        replaced = scim.put(f"/Users/{ids[1]}", {"schemas": [USER], "userName": "writer1@plans.example",
+                                                  "externalId": "writer-1", "displayName": "Replaced"})
+        assert replaced.status_code == 200, replaced.get_json()
+        patched = scim.patch(f"/Users/{ids[2]}", {"schemas": [PATCH], "Operations": [
+            {"op": "replace", "path": "active", "value": False}]})
+        assert patched.status_code in (200, 204), patched.get_json()
+        assert scim.delete(f"/Users/{ids[3]}").status_code == 204
+        assert scim.get(f"/Groups/{group['id']}?excludedAttributes=members").status_code == 200
+    assert statements
+    assert walks(sqlite_engine, statements) == []
