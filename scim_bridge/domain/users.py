@@ -28,6 +28,7 @@ from scim_bridge.mappings.model import Profile
 from scim_bridge.scim import schema as s
 from scim_bridge.scim.errors import ScimError
 from scim_bridge.scim.etag import require_match
+from scim_bridge.scim.filter.ast import Compare
 from scim_bridge.scim.patch import apply_patch
 from scim_bridge.scim.patch import parse_patch_request
 from scim_bridge.scim.projection import Projection
@@ -84,8 +85,16 @@ class UserService:
 
     def list(self, query: ListQuery) -> ListResult:
         """Return one page of users matching the query (filtering, sorting and paging in SQL)."""
-        where = scim_sql.compile_filter(RESOURCE, query.filter) if query.filter is not None else None
         projection = query.projection(RESOURCE)
+        keyed = _unique_key_of(query)
+        if keyed is not None:
+            # ``userName eq`` / ``externalId eq`` on the first page, what IdPs send before every
+            # create: at most one user matches, through a statement built once per process.
+            column, key = keyed
+            found = self._users.read_by_unique(column, key, with_values=_wants_values(projection),
+                                               with_groups=projection.wants("groups"))
+            return ListResult(len(found), query.start_index, self.render_many(found, projection))
+        where = scim_sql.compile_filter(RESOURCE, query.filter) if query.filter is not None else None
         if query.count == 0:
             return ListResult(self._users.count(where), query.start_index, [])
         order = scim_sql.order_by_clause(RESOURCE, query.sort_by, query.descending)
@@ -395,3 +404,24 @@ def _wants_org(projection: Projection) -> bool:
 
 def _wants_values(projection: Projection) -> bool:
     return any(projection.wants(attr) for attr in MULTI_VALUED)
+
+
+_UNIQUE_KEYS = {"username": "user_name_key", "externalid": "external_id"}
+
+
+def _unique_key_of(query: ListQuery) -> tuple[str, str] | None:
+    """Return (column, value) when *query* is ``userName eq "…"`` or ``externalId eq "…"`` on page one.
+
+    Both are unique per tenant, so the page holds the whole result. userName is caseExact=false
+    (matched through its lowered key, as the general filter does); externalId is caseExact=true.
+    """
+    found = query.filter
+    if (not isinstance(found, Compare) or found.op != "eq" or not isinstance(found.value, str)
+            or found.path.sub is not None or query.start_index != 1 or query.count < 1):
+        return None
+    if found.path.schema is not None and found.path.schema.lower() != s.USER_SCHEMA.lower():
+        return None
+    column = _UNIQUE_KEYS.get(found.path.attr.lower())
+    if column is None:
+        return None
+    return column, found.value.lower() if column == "user_name_key" else found.value

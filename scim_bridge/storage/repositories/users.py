@@ -133,6 +133,13 @@ def _read_one_statement(dialect: str, with_values: bool, with_groups: bool) -> S
         _users.c.tenant_id == bindparam("tenant_id"), _users.c.id == bindparam("id"))
 
 
+@lru_cache(maxsize=16)
+def _read_by_unique_statement(dialect: str, with_values: bool, with_groups: bool, column: str) -> Select[Any]:
+    # On the (tenant_id, column) unique index.
+    return _read_statement(dialect, with_values, with_groups).where(
+        _users.c.tenant_id == bindparam("tenant_id"), _users.c[column] == bindparam("key"))
+
+
 def _read_view(row: Row[Any], with_values: bool, with_groups: bool) -> UserReadView:
     fields = row._mapping
     values = groups = None
@@ -209,6 +216,13 @@ class UserRepository:
             stmt = stmt.where(where)
         stmt = stmt.order_by(*order_by).offset(offset).limit(limit)
         return [_read_view(row, with_values, with_groups) for row in connection.execute(stmt)]
+
+    def read_by_unique(self, column: str, key: str, *, with_values: bool, with_groups: bool) -> list[UserReadView]:
+        """Return the user (none or one) whose unique *column* (``user_name_key``, ``external_id``) is *key*."""
+        connection = self._session.connection()
+        stmt = _read_by_unique_statement(connection.dialect.name, with_values, with_groups, column)
+        row = connection.execute(stmt, {"tenant_id": self._tenant_id, "key": key}).one_or_none()
+        return [_read_view(row, with_values, with_groups)] if row is not None else []
 
     def get_for_update(self, user_id: uuid.UUID) -> User | None:
         """Return the user *user_id*, locked for the rest of the transaction on PostgreSQL."""
