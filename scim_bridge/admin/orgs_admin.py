@@ -312,12 +312,7 @@ class OrgAdmin:
         if self._orgs.by_org_id(org_id) is not None:
             raise Conflict(f"org_id {org_id!r} is already used by organization "
                            f"{self._orgs.by_org_id(org_id).name!r}")  # type: ignore[union-attr]
-        now = utcnow()
-        org = Org(id=uuid.uuid4(), tenant_id=self._tenant_id, org_id=org_id, name=name, source=MANUAL,
-                  group_id=None, name_locked=True, orphaned=False, version=1, created=now, last_modified=now)
-        self._orgs.add(org)
-        self._sync.append_event(ev.ORG_CREATED, ev.org_subject(org.id), None,
-                                {"org_id": org_id, "name": name, "source": MANUAL, "group": None})
+        org = self._sync.create_manual(org_id, name)
         self._done("org.create", org, f"org_id '{org_id}'")
         return org
 

@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import SessionTransaction
 
 from scim_bridge.domain import audit
 from scim_bridge.domain.errors import InvalidValue
@@ -103,8 +106,7 @@ class BulkService:
         if all(op.method == "POST" and op.path == "/Users" for op in ops):
             return self._create_users_together(ops, resolved)
         done: list[tuple[OperationResult, str | None]] = []
-        nested = self._session.begin_nested()
-        try:
+        with self._shared_savepoint() as nested:
             for position, op in enumerate(ops):
                 try:
                     endpoint, resource_id = self._route(op, resolved)
@@ -113,11 +115,6 @@ class BulkService:
                     nested.rollback()
                     return position
                 done.append((self._succeeded(op, endpoint, resource_id, version), resource_id))
-        except BaseException:
-            if nested.is_active:
-                nested.rollback()
-            raise
-        nested.commit()
         return done
 
     def _create_users_together(self, ops: list[BulkOperation],
@@ -130,8 +127,7 @@ class BulkService:
         """
         users = self._services["Users"]
         assert isinstance(users, UserService)
-        nested = self._session.begin_nested()
-        try:
+        with self._shared_savepoint() as nested:
             try:
                 created = users.create_together([substitute(op.data, resolved) if op.references else op.data
                                                   for op in ops])
@@ -147,12 +143,20 @@ class BulkService:
             done = [(self._succeeded(op, "Users", str(user.id), user.version, into=records), str(user.id))
                     for op, user in zip(ops, created, strict=True)]
             audit.insert_all(self._session, records)
+        return done
+
+    @contextmanager
+    def _shared_savepoint(self) -> Iterator[SessionTransaction]:
+        """One SAVEPOINT for a batch: released at the end unless the block rolled it back; rolled back on errors."""
+        nested = self._session.begin_nested()
+        try:
+            yield nested
         except BaseException:
             if nested.is_active:
                 nested.rollback()
             raise
-        nested.commit()
-        return done
+        if nested.is_active:
+            nested.commit()
 
     def _succeeded(self, op: BulkOperation, endpoint: str, resource_id: str | None,
                    version: int | None, *, into: list[AuditEvent] | None = None) -> OperationResult:

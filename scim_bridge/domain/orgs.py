@@ -505,6 +505,19 @@ class OrgSync:
         """Queue an event (admin operations)."""
         self._events.append(type_, subject, before, after)
 
+    def create_manual(self, org_id: str, name: str) -> Org:
+        """Add an org created by hand (``source = manual``, name admin-edited), with its event.
+
+        The caller has checked *org_id* and *name* (the CLI and the admin surfaces check differently).
+        """
+        now = utcnow()
+        org = Org(id=uuid.uuid4(), tenant_id=self._tenant_id, org_id=org_id, name=name, source=MANUAL,
+                  group_id=None, name_locked=True, orphaned=False, version=1, created=now, last_modified=now)
+        self._orgs.add(org)
+        self._events.append(ev.ORG_CREATED, ev.org_subject(org.id), None,
+                            {"org_id": org_id, "name": name, "source": MANUAL, "group": None})
+        return org
+
     def rekey(self, org: Org, org_id: str) -> None:
         """Change an org's org_id (uniqueness checked), with an event."""
         self._rekey(org, org_id)
@@ -550,12 +563,7 @@ class OrgService:
             raise OrgError("an organization needs a non-empty org_id and name")
         if self._orgs.by_org_id(org_id) is not None:
             raise OrgError(f"org_id {org_id!r} is already used")
-        now = utcnow()
-        org = Org(id=uuid.uuid4(), tenant_id=self._tenant_id, org_id=org_id, name=name, source=MANUAL,
-                  group_id=None, name_locked=True, orphaned=False, version=1, created=now, last_modified=now)
-        self._orgs.add(org)
-        self._sync.append_event(ev.ORG_CREATED, ev.org_subject(org.id), None,
-                                {"org_id": org_id, "name": name, "source": MANUAL, "group": None})
+        org = self._sync.create_manual(org_id, name)
         self._flush()
         return org
 
