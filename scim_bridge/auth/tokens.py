@@ -23,6 +23,7 @@ from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import AccessToken
 from scim_bridge.storage.models import OAuthClient
 from scim_bridge.storage.models import Tenant
+from scim_bridge.storage.prepared import PreparedRead
 
 TOKEN_PREFIX = "sbt_"
 SCIM_READ = "scim:read"
@@ -164,8 +165,8 @@ class BearerGrant:
 _tokens = AccessToken.__table__
 _tenants = Tenant.__table__
 _clients = OAuthClient.__table__
-# Built once: this runs on every SCIM request, and building a statement costs more than running it.
-_GRANT = (
+# Built and compiled once: this runs on every SCIM request, on the request's read lease.
+_GRANT = PreparedRead(
     select(_tokens.c.id, _tokens.c.client_id, _tokens.c.scope, _tokens.c.expires_at, _tokens.c.revoked_at,
            _tenants.c.id, _tenants.c.slug, _tenants.c.settings, _tenants.c.profile,
            _clients.c.id, _clients.c.disabled_at)
@@ -177,7 +178,7 @@ _GRANT = (
 
 def authenticate_bearer(session: Session, token: str) -> BearerGrant | None:
     """Return what *token* grants (token, tenant and client state in one indexed query), or ``None``."""
-    row = session.connection().execute(_GRANT, {"token_hash": hash_token(token)}).one_or_none()
+    row = _GRANT.one_or_none(session, {"token_hash": hash_token(token)})
     if row is None:
         return None
     (token_id, client_id, scope, expires_at, revoked_at, tenant_id, slug, settings, profile,

@@ -75,11 +75,19 @@ class GroupService:
 
     def get(self, group_id: str, projection: Projection | None = None) -> dict[str, Any]:
         """Return the group as a SCIM resource; members are loaded only when projected."""
-        return self.render(self._load(group_id), projection)
+        return self.render(self.load(group_id), projection)
 
-    def load(self, group_id: str, projection: Projection | None = None) -> Group:  # noqa: ARG002
-        """Return the stored group *group_id* of this tenant, or raise 404 (members are read when rendering)."""
-        return self._load(group_id)
+    def load(self, group_id: str, projection: Projection | None = None) -> Any:  # noqa: ARG002
+        """Return the columns of the group *group_id* of this tenant, or raise 404 (members are read when rendering).
+
+        A read-only view, by column name like the mapped :class:`Group`: reads run on the request's
+        read lease (storage.prepared), writes load the mapped group for update.
+        """
+        parsed = parse_id(group_id)
+        group = self._groups.read(parsed) if parsed is not None else None
+        if group is None:
+            raise NotFound(f"Group {group_id} not found")
+        return group
 
     def list(self, query: ListQuery) -> ListResult:
         """Return one page of groups matching the query."""
@@ -139,7 +147,7 @@ class GroupService:
 
     def replace(self, group_id: str, body: Any, if_match: str | None = None) -> Group:
         """Replace a group from a PUT body: name, externalId and the exact member set."""
-        group = self._load(group_id, for_update=True)
+        group = self._load_for_update(group_id)
         require_match(if_match, group.version)
         data = normalize(body, RESOURCE, self._options)
         self._check_unique(data, group.id)
@@ -158,7 +166,7 @@ class GroupService:
     def patch(self, group_id: str, body: Any, if_match: str | None = None) -> Group:
         """Apply a PatchOp atomically. Members are never loaded: each change costs O(its members)."""
         operations = parse_patch_request(body)
-        group = self._load(group_id, for_update=True)
+        group = self._load_for_update(group_id)
         require_match(if_match, group.version)
         current = to_scim_group(group, self._base_url, None)
         result = apply_patch(current, operations, RESOURCE, ignore_unknown=self._options.ignore_unknown)
@@ -214,7 +222,7 @@ class GroupService:
 
     def delete(self, group_id: str, if_match: str | None = None) -> None:
         """Delete a group and every membership that names it; its org is detached or deleted per the profile."""
-        group = self._load(group_id, for_update=True)
+        group = self._load_for_update(group_id)
         require_match(if_match, group.version)
         pending = self._sync.group_deleting(group) if self._sync is not None else None
         self._groups.delete(group)
@@ -287,11 +295,9 @@ class GroupService:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _load(self, group_id: str, for_update: bool = False) -> Group:
+    def _load_for_update(self, group_id: str) -> Group:
         parsed = parse_id(group_id)
-        group = None
-        if parsed is not None:
-            group = self._groups.get_for_update(parsed) if for_update else self._groups.get(parsed)
+        group = self._groups.get_for_update(parsed) if parsed is not None else None
         if group is None:
             raise NotFound(f"Group {group_id} not found")
         return group

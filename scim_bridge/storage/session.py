@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask
 from flask import current_app
@@ -16,6 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 from scim_bridge.storage.engine import SQLITE_BEGIN_OPTION
 from scim_bridge.storage.engine import build_engine
+from scim_bridge.storage.prepared import ReadLease
 from scim_bridge.storage.write_gate import WriteGate
 
 EXTENSION_KEY = "scim_bridge.storage"
@@ -41,8 +43,8 @@ class Storage:
         gate = None
         if engine.dialect.name == "sqlite":
             gate = WriteGate.for_database(engine.url.database, busy_timeout_ms / 1000)
-        return cls(engine, sessionmaker(engine, expire_on_commit=False), sessionmaker(reads, expire_on_commit=False),
-                   gate)
+        requests = sessionmaker(reads, class_=RequestSession, expire_on_commit=False, read_engine=engine)
+        return cls(engine, sessionmaker(engine, expire_on_commit=False), requests, gate)
 
     @property
     def is_sqlite(self) -> bool:
@@ -53,6 +55,26 @@ class Storage:
     def write_options(self) -> dict[str, str]:
         """Connection options of a unit of work: a real transaction, immediate on SQLite."""
         return {SQLITE_BEGIN_OPTION: "IMMEDIATE"} if self.is_sqlite else {"isolation_level": "READ COMMITTED"}
+
+
+class RequestSession(Session):
+    """The session of one HTTP request, with a :class:`ReadLease` for its prepared reads.
+
+    Outside a unit of work, :class:`~scim_bridge.storage.prepared.PreparedRead` statements run on
+    the lease's connection instead of through the session (a third of a GET's CPU was SQLAlchemy
+    bookkeeping); the lease goes back to the pool when the session closes, at the end of the request.
+    """
+
+    def __init__(self, *args: Any, read_engine: Engine, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_lease = ReadLease(read_engine)
+
+    def close(self) -> None:
+        """Close the session and return the leased connection."""
+        try:
+            super().close()
+        finally:
+            self.read_lease.release()
 
 
 def _read_options(engine: Engine) -> dict[str, str]:

@@ -80,7 +80,7 @@ def varied(scim: ScimClient) -> dict[str, Any]:
 
 def test_rendered_members_equal_python_rendering(varied, db_session, tenant):
     repo = GroupRepository(db_session, tenant.id)
-    group = repo.get(uuid.UUID(varied["group"]["id"]))
+    group = repo.read(uuid.UUID(varied["group"]["id"]))
     assert group is not None
     rendered = repo.rendered_members([group.id], BASE)[group.id]
     assert rendered == python_rendered(repo, group)
@@ -92,7 +92,7 @@ def test_rendered_members_of_several_groups_stay_with_their_group(varied, db_ses
     solo = scim.create_group("solo", [user["id"]])
     empty = scim.create_group("empty")
     repo = GroupRepository(db_session, tenant.id)
-    groups = [repo.get(uuid.UUID(g["id"])) for g in (varied["group"], solo, empty)]
+    groups = [repo.read(uuid.UUID(g["id"])) for g in (varied["group"], solo, empty)]
     rendered = repo.rendered_members([g.id for g in groups if g is not None], BASE)
     for group in groups:
         assert group is not None
@@ -192,6 +192,6 @@ def test_large_group_renders_every_member_in_order(app, storage):
     assert body["members"][1] == {"value": str(order[1]), "$ref": f"{BASE}/Users/{order[1]}", "type": "User"}
     with storage.sessionmaker() as session:
         repo = GroupRepository(session, tenant.id)
-        group = repo.get(group_id)
+        group = repo.read(group_id)
         assert group is not None
         assert repo.rendered_members([group_id], BASE)[group_id] == python_rendered(repo, group)

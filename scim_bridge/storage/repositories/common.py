@@ -28,6 +28,12 @@ def parse_id(value: str | uuid.UUID | None) -> uuid.UUID | None:
         return None
 
 
+def dialect_name(session: Session) -> str:
+    """Return the name of the database dialect *session* talks to (``sqlite``, ``postgresql``)."""
+    bind = session.bind if session.bind is not None else session.get_bind()
+    return bind.dialect.name
+
+
 def insert_ignoring_conflicts(session: Session, table: Table, rows: list[dict[str, Any]],
                               index_elements: list[str]) -> int:
     """Insert *rows*, skipping those that violate the unique index on *index_elements*; return inserted count.

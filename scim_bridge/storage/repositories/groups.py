@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from json.encoder import encode_basestring
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -30,14 +31,18 @@ from scim_bridge.storage.engine import ensure_transaction
 from scim_bridge.storage.models import Group
 from scim_bridge.storage.models import GroupMember
 from scim_bridge.storage.models import User
+from scim_bridge.storage.prepared import PreparedRead
 from scim_bridge.storage.repositories.common import chunked
 from scim_bridge.storage.repositories.common import insert_ignoring_conflicts
 from scim_bridge.storage.repositories.common import unindexed
 from scim_bridge.storage.scim_sql import MEMBER_GROUP
 
 # Built once (building a statement costs about as much as running it); parameters bound per call.
-_GROUP = select(Group).where(Group.tenant_id == bindparam("tenant_id"), Group.id == bindparam("id"))
-_GROUP_FOR_UPDATE = _GROUP.with_for_update()
+_GROUP_FOR_UPDATE = (select(Group).where(Group.tenant_id == bindparam("tenant_id"), Group.id == bindparam("id"))
+                     .with_for_update())
+# What a GET reads: the group's columns (members come later, and only when projected).
+_GROUP_ROW = PreparedRead(select(Group.__table__).where(Group.__table__.c.tenant_id == bindparam("tenant_id"),
+                                                        Group.__table__.c.id == bindparam("id")))
 
 
 class GroupRepository:
@@ -47,9 +52,10 @@ class GroupRepository:
         self._session = session
         self._tenant_id = tenant_id
 
-    def get(self, group_id: uuid.UUID) -> Group | None:
-        """Return the group *group_id* of this tenant, or ``None``."""
-        return self._session.scalars(_GROUP, {"tenant_id": self._tenant_id, "id": group_id}).one_or_none()
+    def read(self, group_id: uuid.UUID) -> SimpleNamespace | None:
+        """Return the columns of the group *group_id* of this tenant by name (a read-only view), or ``None``."""
+        row = _GROUP_ROW.one_or_none(self._session, {"tenant_id": self._tenant_id, "id": group_id})
+        return SimpleNamespace(**_GROUP_ROW.mapping(row)) if row is not None else None
 
     def get_for_update(self, group_id: uuid.UUID) -> Group | None:
         """Return the group, row-locked until commit on PostgreSQL (SQLite locks the database)."""

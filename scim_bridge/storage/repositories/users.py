@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,7 +28,9 @@ from scim_bridge.storage.models import Group
 from scim_bridge.storage.models import GroupMember
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserValue
+from scim_bridge.storage.prepared import PreparedRead
 from scim_bridge.storage.repositories.common import chunked
+from scim_bridge.storage.repositories.common import dialect_name
 from scim_bridge.storage.repositories.common import unindexed
 
 _users = User.__table__
@@ -128,20 +131,19 @@ def _read_statement(dialect: str, with_values: bool, with_groups: bool) -> Selec
 
 
 @lru_cache(maxsize=16)
-def _read_one_statement(dialect: str, with_values: bool, with_groups: bool) -> Select[Any]:
-    return _read_statement(dialect, with_values, with_groups).where(
-        _users.c.tenant_id == bindparam("tenant_id"), _users.c.id == bindparam("id"))
+def _read_one_statement(dialect: str, with_values: bool, with_groups: bool) -> PreparedRead:
+    return PreparedRead(_read_statement(dialect, with_values, with_groups).where(
+        _users.c.tenant_id == bindparam("tenant_id"), _users.c.id == bindparam("id")))
 
 
 @lru_cache(maxsize=16)
-def _read_by_unique_statement(dialect: str, with_values: bool, with_groups: bool, column: str) -> Select[Any]:
+def _read_by_unique_statement(dialect: str, with_values: bool, with_groups: bool, column: str) -> PreparedRead:
     # On the (tenant_id, column) unique index.
-    return _read_statement(dialect, with_values, with_groups).where(
-        _users.c.tenant_id == bindparam("tenant_id"), _users.c[column] == bindparam("key"))
+    return PreparedRead(_read_statement(dialect, with_values, with_groups).where(
+        _users.c.tenant_id == bindparam("tenant_id"), _users.c[column] == bindparam("key")))
 
 
-def _read_view(row: Row[Any], with_values: bool, with_groups: bool) -> UserReadView:
-    fields = row._mapping
+def _read_view(fields: Mapping[str, Any], with_values: bool, with_groups: bool) -> UserReadView:
     values = groups = None
     if with_values:
         values = []
@@ -194,6 +196,9 @@ class UserRepository:
         self._session = session
         self._tenant_id = tenant_id
 
+    def _dialect(self) -> str:
+        return dialect_name(self._session)
+
     def get(self, user_id: uuid.UUID) -> User | None:
         """Return the user *user_id* of this tenant, or ``None``."""
         stmt = select(User).where(User.tenant_id == self._tenant_id, User.id == user_id)
@@ -201,10 +206,9 @@ class UserRepository:
 
     def read(self, user_id: uuid.UUID, *, with_values: bool, with_groups: bool) -> UserReadView | None:
         """Return the user *user_id* with its values and groups (as asked) in one statement, or ``None``."""
-        connection = self._session.connection()
-        stmt = _read_one_statement(connection.dialect.name, with_values, with_groups)
-        row = connection.execute(stmt, {"tenant_id": self._tenant_id, "id": user_id}).one_or_none()
-        return _read_view(row, with_values, with_groups) if row is not None else None
+        prepared = _read_one_statement(self._dialect(), with_values, with_groups)
+        row = prepared.one_or_none(self._session, {"tenant_id": self._tenant_id, "id": user_id})
+        return _read_view(prepared.mapping(row), with_values, with_groups) if row is not None else None
 
     def read_page(self, where: ColumnElement[bool] | None, order_by: Sequence[ColumnElement[object]],
                   offset: int, limit: int, *, with_values: bool, with_groups: bool) -> list[UserReadView]:
@@ -215,14 +219,13 @@ class UserRepository:
         if where is not None:
             stmt = stmt.where(where)
         stmt = stmt.order_by(*order_by).offset(offset).limit(limit)
-        return [_read_view(row, with_values, with_groups) for row in connection.execute(stmt)]
+        return [_read_view(row._mapping, with_values, with_groups) for row in connection.execute(stmt)]
 
     def read_by_unique(self, column: str, key: str, *, with_values: bool, with_groups: bool) -> list[UserReadView]:
         """Return the user (none or one) whose unique *column* (``user_name_key``, ``external_id``) is *key*."""
-        connection = self._session.connection()
-        stmt = _read_by_unique_statement(connection.dialect.name, with_values, with_groups, column)
-        row = connection.execute(stmt, {"tenant_id": self._tenant_id, "key": key}).one_or_none()
-        return [_read_view(row, with_values, with_groups)] if row is not None else []
+        prepared = _read_by_unique_statement(self._dialect(), with_values, with_groups, column)
+        row = prepared.one_or_none(self._session, {"tenant_id": self._tenant_id, "key": key})
+        return [_read_view(prepared.mapping(row), with_values, with_groups)] if row is not None else []
 
     def get_for_update(self, user_id: uuid.UUID) -> User | None:
         """Return the user *user_id*, locked for the rest of the transaction on PostgreSQL."""

@@ -1,0 +1,173 @@
+"""The hottest reads of a request, run on the DBAPI cursor of a leased connection.
+
+Every SCIM request validates its token, and most then read one row by key (a user, a group, a
+``userName eq`` lookup). Through an ORM session each of those statements costs SQLAlchemy's
+connection and execution bookkeeping: about 100 µs of CPU on SQLite against 11 µs for the same
+statement on the DBAPI cursor (160 µs against 75 µs on PostgreSQL), a third of a GET. A
+:class:`PreparedRead` is a Core ``SELECT`` compiled once per dialect, with SQLAlchemy's own bind and
+result processors for its types, so that the rows it returns are the rows a ``Session.execute``
+would (tests/unit/storage/test_prepared.py checks that on both databases).
+
+Where a statement runs: a request session outside a unit of work (reads without a transaction,
+see :func:`scim_bridge.storage.session.get_session`) uses its :class:`ReadLease`, a pooled
+connection in autocommit; anything else (a unit of work, the CLI) goes through the session as
+usual, so writes and their reads stay in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """One statement compiled for one dialect: SQL text, parameter order and type processors."""
+
+    sql: str
+    positional: tuple[str, ...] | None
+    """Parameter names in placeholder order (qmark paramstyle); ``None`` for named parameters."""
+    defaults: Mapping[str, Any]
+    """Values of the statement's own literals (anonymous bind parameters)."""
+    binds: Mapping[str, Processor]
+    results: tuple[Processor, ...]
+
+
+class PreparedRead:
+    """A Core ``SELECT`` with scalar bind parameters, compiled once per dialect (see the module doc)."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self.names: tuple[str, ...] = tuple(column.key for column in statement.selected_columns)
+        """The result columns' names, in order."""
+        self._compiled: dict[str, _Compiled] = {}
+
+    def all(self, session: Session, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Return every row for *params* (values as the session would return them)."""
+        lease: ReadLease | None = getattr(session, "read_lease", None)
+        if lease is None or session.in_transaction():
+            return [tuple(row) for row in session.execute(self.statement, params)]
+        return lease.run(self, params)
+
+    def one_or_none(self, session: Session, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """Return the only row for *params*, or ``None`` (the statement must select by a unique key)."""
+        rows = self.all(session, params)
+        if len(rows) > 1:
+            raise LookupError(f"expected at most one row, got {len(rows)}")
+        return rows[0] if rows else None
+
+    def mapping(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        """Return *row* (one of this statement's) as a dict by column name."""
+        return dict(zip(self.names, row, strict=True))
+
+    def compiled_for(self, dialect: Dialect) -> _Compiled:
+        """Return the statement compiled for *dialect* (once per process)."""
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            found = self._compiled[dialect.name] = _compile(self.statement, dialect)
+        return found
+
+
+def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
+    compiled = statement.compile(dialect=dialect)
+    binds: dict[str, Processor] = {}
+    defaults: dict[str, Any] = {}
+    for name, bind in compiled.binds.items():
+        if bind.expanding:
+            raise ValueError(f"{name}: expanding IN parameters are not supported by a prepared read")
+        binds[name] = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if not bind.required:
+            defaults[name] = bind.effective_value
+    results = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
+                    for column in statement.selected_columns)
+    positional = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+    return _Compiled(str(compiled), positional, defaults, binds, results)
+
+
+class ReadLease:
+    """One pooled connection that a request's reads borrow, in autocommit, until the request ends.
+
+    No transaction is ever open on it: each statement reads a committed snapshot of its own, as the
+    request session's reads do. A lost connection is reported as SQLAlchemy would (a
+    ``DBAPIError`` with ``connection_invalidated``, which the app answers with 503) and the pool is
+    replaced, so that the retry gets a live connection.
+
+    Its statements fire the engine's ``before_cursor_execute`` / ``after_cursor_execute`` events
+    (with no ``Connection`` and no execution context: both arguments are ``None``), so that whatever
+    watches the engine's SQL (tests, query-plan checks) sees them too.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Any = None
+
+    def run(self, prepared: PreparedRead, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run *prepared* with *params* on the leased connection; return its processed rows."""
+        dialect = self._engine.dialect
+        compiled = prepared.compiled_for(dialect)
+        values = {**compiled.defaults, **params}
+        for name, process in compiled.binds.items():
+            if process is not None:
+                values[name] = process(values[name])
+        arguments: Any = (tuple(values[name] for name in compiled.positional)
+                          if compiled.positional is not None else values)
+        connection = self._checkout()
+        cursor = connection.cursor()
+        events = self._engine.dispatch
+        try:
+            if events.before_cursor_execute:
+                events.before_cursor_execute(None, cursor, compiled.sql, arguments, None, False)
+            cursor.execute(compiled.sql, arguments)
+            if events.after_cursor_execute:
+                events.after_cursor_execute(None, cursor, compiled.sql, arguments, None, False)
+            raw = cursor.fetchall()
+        except dialect.loaded_dbapi.Error as exc:
+            lost = dialect.is_disconnect(exc, connection.dbapi_connection, cursor)
+            if lost:
+                self._lose(exc)
+            raise DBAPIError.instance(compiled.sql, arguments, exc, dialect.loaded_dbapi.Error,
+                                      connection_invalidated=lost, dialect=dialect) from exc
+        finally:
+            cursor.close()
+        results = compiled.results
+        if not any(results):
+            return [tuple(row) for row in raw]
+        return [tuple(value if process is None else process(value)
+                      for process, value in zip(results, row, strict=True)) for row in raw]
+
+    def release(self) -> None:
+        """Give the connection back to the pool (out of autocommit again, for the next borrower)."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            if self._engine.dialect.name != "sqlite":
+                connection.dbapi_connection.autocommit = False
+        except Exception:  # noqa: BLE001 - a broken connection must not go back to the pool
+            connection.invalidate()
+        connection.close()
+
+    def _checkout(self) -> Any:
+        if self._connection is None:
+            connection = self._engine.raw_connection()
+            if self._engine.dialect.name != "sqlite":
+                # SQLite connections run without implicit transactions already (storage.engine).
+                connection.dbapi_connection.autocommit = True
+            self._connection = connection
+        return self._connection
+
+    def _lose(self, error: BaseException) -> None:
+        connection, self._connection = self._connection, None
+        connection.invalidate(error)
+        # Its siblings in the pool are most likely dead too (a server restart): start afresh.
+        self._engine.dispose(close=False)
