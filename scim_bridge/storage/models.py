@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import BigInteger
 from sqlalchemy import CheckConstraint
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
@@ -304,6 +305,26 @@ class UserOrgState(Base):
     primary_org_conflict: Mapped[bool] = mapped_column(default=False)
     user_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserCount(Base):
+    """How many users a tenant has, as deltas whose sum is the count (``totalResults`` of ``GET /Users``).
+
+    ``count(*)`` walks every user of the tenant: 90 ms of SQLite and 175 ms of PostgreSQL CPU at
+    1,000,000 users, on every full page of a list. The triggers of migration 0005 keep these rows
+    instead, in the transaction of each insert or delete on ``users`` (so a rolled-back write
+    counts nothing). SQLite, whose writers are serialised anyway, updates one row per tenant in
+    place; PostgreSQL appends one row per statement, so that concurrent writers never wait on each
+    other's counter (nor deadlock with the tenant's event lock), and the reader folds many rows
+    back into one (``UserRepository.count``).
+    """
+
+    __tablename__ = "user_counts"
+    __table_args__ = (Index("ix_user_counts_tenant_id", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    delta: Mapped[int] = mapped_column(BigInteger)
 
 
 class ChangeEvent(Base):

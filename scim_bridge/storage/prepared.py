@@ -40,7 +40,8 @@ class _Compiled:
     defaults: Mapping[str, Any]
     """Values of the statement's own literals (anonymous bind parameters)."""
     binds: Mapping[str, Processor]
-    results: tuple[Processor, ...]
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
+    """(column index, result processor) of the columns that have one."""
 
 
 class PreparedRead:
@@ -88,8 +89,9 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Compiled:
         binds[name] = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if not bind.required:
             defaults[name] = bind.effective_value
-    results = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
-                    for column in statement.selected_columns)
+    processors = (column.type.dialect_impl(dialect).result_processor(dialect, None)
+                  for column in statement.selected_columns)
+    results = tuple((index, process) for index, process in enumerate(processors) if process is not None)
     positional = tuple(compiled.positiontup) if compiled.positiontup is not None else None
     return _Compiled(str(compiled), positional, defaults, binds, results)
 
@@ -139,11 +141,13 @@ class ReadLease:
                                       connection_invalidated=lost, dialect=dialect) from exc
         finally:
             cursor.close()
-        results = compiled.results
-        if not any(results):
-            return [tuple(row) for row in raw]
-        return [tuple(value if process is None else process(value)
-                      for process, value in zip(results, row, strict=True)) for row in raw]
+        rows = []
+        for fetched in raw:
+            row = list(fetched)
+            for index, process in compiled.results:
+                row[index] = process(row[index])
+            rows.append(tuple(row))
+        return rows
 
     def release(self) -> None:
         """Give the connection back to the pool (out of autocommit again, for the next borrower)."""

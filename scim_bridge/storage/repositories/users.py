@@ -16,17 +16,20 @@ from typing import NamedTuple
 from sqlalchemy import ColumnElement
 from sqlalchemy import Row
 from sqlalchemy import Select
+from sqlalchemy import Uuid
 from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from scim_bridge.storage.models import Group
 from scim_bridge.storage.models import GroupMember
 from scim_bridge.storage.models import User
+from scim_bridge.storage.models import UserCount
 from scim_bridge.storage.models import UserValue
 from scim_bridge.storage.prepared import PreparedRead
 from scim_bridge.storage.repositories.common import chunked
@@ -185,6 +188,17 @@ _HOLDERS = select(User.id, User.user_name_key, User.external_id).where(
     User.tenant_id == bindparam("tenant_id"),
     or_(User.user_name_key == bindparam("key"), User.external_id == bindparam("external_id")))
 
+_counts = UserCount.__table__
+_COUNTED = PreparedRead(select(func.coalesce(func.sum(_counts.c.delta), 0), func.count())
+                        .where(_counts.c.tenant_id == bindparam("tenant_id")))
+FOLD_COUNTS_AFTER = 256
+"""How many ``user_counts`` rows of a tenant a reader sums before folding them into one."""
+# One statement: the rows it deletes are the rows it sums (a concurrent fold skips them once gone).
+_FOLD_COUNTS = text(
+    "WITH folded AS (DELETE FROM user_counts WHERE tenant_id = :tenant_id RETURNING delta) "
+    "INSERT INTO user_counts (tenant_id, delta) SELECT :tenant_id, sum(delta) FROM folded HAVING count(*) > 0"
+).bindparams(bindparam("tenant_id", type_=Uuid()))
+
 _CONTENT = tuple(column.key for column in UserValue.__table__.columns if column.key not in ("id", "user_id"))
 """What a multi-valued attribute row says (everything but its identity and owner)."""
 
@@ -272,11 +286,26 @@ class UserRepository:
         return found
 
     def count(self, where: ColumnElement[bool] | None) -> int:
-        """Count the tenant's users matching *where*."""
-        stmt = select(func.count()).select_from(User).where(User.tenant_id == self._tenant_id)
-        if where is not None:
-            stmt = stmt.where(where)
+        """Count the tenant's users matching *where* (all of them: from the counts the triggers keep)."""
+        if where is None:
+            return self.count_all()
+        stmt = select(func.count()).select_from(User).where(User.tenant_id == self._tenant_id, where)
         return int(self._session.scalar(stmt) or 0)
+
+    def count_all(self) -> int:
+        """Return how many users the tenant has: the sum of its ``user_counts`` deltas (see :class:`UserCount`).
+
+        Past :data:`FOLD_COUNTS_AFTER` rows (PostgreSQL appends one per writing statement), the
+        rows are folded into one in a short transaction of their own, which waits on nothing but
+        another fold.
+        """
+        found = _COUNTED.one_or_none(self._session, {"tenant_id": self._tenant_id})
+        total, rows = found if found is not None else (0, 0)
+        if rows > FOLD_COUNTS_AFTER and self._dialect() == "postgresql":
+            engine = self._session.get_bind().engine
+            with engine.execution_options(isolation_level="READ COMMITTED").begin() as connection:
+                connection.execute(_FOLD_COUNTS, {"tenant_id": self._tenant_id})
+        return int(total or 0)
 
     def values_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Row[Any]]]:
         """Return the multi-valued attribute rows of several users in one query (read-only rows)."""
