@@ -193,9 +193,12 @@ _COUNTED = PreparedRead(select(func.coalesce(func.sum(_counts.c.delta), 0), func
                         .where(_counts.c.tenant_id == bindparam("tenant_id")))
 FOLD_COUNTS_AFTER = 256
 """How many ``user_counts`` rows of a tenant a reader sums before folding them into one."""
-# One statement: the rows it deletes are the rows it sums (a concurrent fold skips them once gone).
+# One statement: the rows it deletes are the rows it sums. Rows another fold has locked are skipped,
+# not waited for: concurrent readers fold disjoint sets and never wait on each other (waiting
+# DELETEs of the same rows deadlocked under load), and writers only ever insert new rows.
 _FOLD_COUNTS = text(
-    "WITH folded AS (DELETE FROM user_counts WHERE tenant_id = :tenant_id RETURNING delta) "
+    "WITH folded AS (DELETE FROM user_counts WHERE id IN "
+    "(SELECT id FROM user_counts WHERE tenant_id = :tenant_id FOR UPDATE SKIP LOCKED) RETURNING delta) "
     "INSERT INTO user_counts (tenant_id, delta) SELECT :tenant_id, sum(delta) FROM folded HAVING count(*) > 0"
 ).bindparams(bindparam("tenant_id", type_=Uuid()))
 
@@ -296,8 +299,7 @@ class UserRepository:
         """Return how many users the tenant has: the sum of its ``user_counts`` deltas (see :class:`UserCount`).
 
         Past :data:`FOLD_COUNTS_AFTER` rows (PostgreSQL appends one per writing statement), the
-        rows are folded into one in a short transaction of their own, which waits on nothing but
-        another fold.
+        rows are folded into one in a short transaction of its own, which waits on nothing.
         """
         found = _COUNTED.one_or_none(self._session, {"tenant_id": self._tenant_id})
         total, rows = found if found is not None else (0, 0)
