@@ -32,12 +32,6 @@ def build_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 5)
         parsed = parsed.set(drivername="postgresql+psycopg")
     engine = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size * 2,
                            connect_args={"options": _without_jit(parsed.query.get("options"))})
-    # A many-row INSERT without RETURNING (a /Bulk batch of users, their values, audit rows) goes
-    # out as multi-row INSERT statements ("insertmanyvalues", 1,000 rows each) as it does with
-    # RETURNING, instead of psycopg's executemany, which runs one statement per row: one round of
-    # executor and statement-trigger work per batch instead of per row (user_counts gets one delta
-    # row per statement; per-row statements made it a million rows at 1,000,000 users).
-    engine.dialect.use_insertmanyvalues_wo_returning = True
     _ping_when_idle(engine)
     return engine
 
