@@ -314,17 +314,19 @@ class UserCount(Base):
     1,000,000 users, on every full page of a list. The triggers of migration 0005 keep these rows
     instead, in the transaction of each insert or delete on ``users`` (so a rolled-back write
     counts nothing). SQLite, whose writers are serialised anyway, updates one row per tenant in
-    place; PostgreSQL appends one row per statement, so that concurrent writers never wait on each
-    other's counter (nor deadlock with the tenant's event lock), and the reader folds many rows
-    back into one (``UserRepository.count``).
+    place; PostgreSQL keeps one row per writing transaction (its statements add to it), so that
+    concurrent writers never wait on each other's counter (nor deadlock with the tenant's event
+    lock), and the reader folds many rows back into one (``UserRepository.count``).
     """
 
     __tablename__ = "user_counts"
-    __table_args__ = (Index("ix_user_counts_tenant_id", "tenant_id", "id"),)
+    __table_args__ = (Index("ix_user_counts_tenant_id", "tenant_id", "id"), UniqueConstraint("tenant_id", "txid"))
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     delta: Mapped[int] = mapped_column(BigInteger)
+    txid: Mapped[int | None] = mapped_column(BigInteger)
+    """PostgreSQL: the writing transaction (``txid_current()``), whose statements add to one row."""
 
 
 class ChangeEvent(Base):

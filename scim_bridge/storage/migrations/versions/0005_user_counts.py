@@ -45,13 +45,17 @@ SQLITE_TRIGGERS = (
     """,
 )
 
-# PostgreSQL: one appended row per statement and tenant (a Bulk batch of 500 inserts adds one row),
-# from the statement's transition table; appends take no row lock that another writer could hold.
+# PostgreSQL: one row per writing transaction and tenant, from each statement's transition table.
+# A transaction's first statement inserts its row, later ones add to it (ON CONFLICT on its own
+# txid: psycopg's executemany runs one INSERT per row, so per-statement rows were one per user).
+# Another transaction's row is never touched: no writer waits on another's counter.
 POSTGRESQL_TRIGGERS = (
     """
     CREATE FUNCTION user_counts_added() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        INSERT INTO user_counts (tenant_id, delta) SELECT tenant_id, count(*) FROM added GROUP BY tenant_id;
+        INSERT INTO user_counts (tenant_id, txid, delta)
+            SELECT tenant_id, txid_current(), count(*) FROM added GROUP BY tenant_id
+            ON CONFLICT (tenant_id, txid) DO UPDATE SET delta = user_counts.delta + EXCLUDED.delta;
         RETURN NULL;
     END
     $$
@@ -59,10 +63,11 @@ POSTGRESQL_TRIGGERS = (
     """
     CREATE FUNCTION user_counts_removed() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        INSERT INTO user_counts (tenant_id, delta)
-            SELECT r.tenant_id, -count(*) FROM removed r
+        INSERT INTO user_counts (tenant_id, txid, delta)
+            SELECT r.tenant_id, txid_current(), -count(*) FROM removed r
             WHERE EXISTS (SELECT 1 FROM tenants t WHERE t.id = r.tenant_id)
-            GROUP BY r.tenant_id;
+            GROUP BY r.tenant_id
+            ON CONFLICT (tenant_id, txid) DO UPDATE SET delta = user_counts.delta + EXCLUDED.delta;
         RETURN NULL;
     END
     $$
@@ -83,8 +88,10 @@ def upgrade() -> None:
     sa.Column('id', BigIntPK, autoincrement=True, nullable=False),
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.Column('delta', sa.BigInteger(), nullable=False),
+    sa.Column('txid', sa.BigInteger(), nullable=True),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_user_counts_tenant_id_tenants'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_user_counts'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_user_counts')),
+    sa.UniqueConstraint('tenant_id', 'txid', name=op.f('uq_user_counts_tenant_id_txid'))
     )
     with op.batch_alter_table('user_counts', schema=None) as batch_op:
         batch_op.create_index('ix_user_counts_tenant_id', ['tenant_id', 'id'], unique=False)
