@@ -48,7 +48,8 @@ def test_consecutive_runs_never_send_a_line_twice(tmp_path):
         offset = 0
         for _ in range(3):
             result = _run_python(url, lines, duration=1.0, concurrency=4, offset=offset, headers={}, timeout_s=5)
-            assert result.requests > 0
+            # Lines were sent (on a loaded machine none may have been answered within the second).
+            assert result.used > 0
             offset += result.used
     finally:
         server.shutdown()
