@@ -316,7 +316,7 @@ class UserCount(Base):
     counts nothing). SQLite, whose writers are serialised anyway, updates one row per tenant in
     place; PostgreSQL keeps one row per writing transaction (its statements add to it), so that
     concurrent writers never wait on each other's counter (nor deadlock with the tenant's event
-    lock), and the reader folds many rows back into one (``UserRepository.count``).
+    lock), and the reader folds many rows back into one (``UserRepository.count_all``).
     """
 
     __tablename__ = "user_counts"

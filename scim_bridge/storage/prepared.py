@@ -6,7 +6,7 @@ connection and execution bookkeeping: about 100 µs of CPU on SQLite against 11 
 statement on the DBAPI cursor (160 µs against 75 µs on PostgreSQL), a third of a GET. A
 :class:`PreparedRead` is a Core ``SELECT`` compiled once per dialect, with SQLAlchemy's own bind and
 result processors for its types, so that the rows it returns are the rows a ``Session.execute``
-would (tests/unit/storage/test_prepared.py checks that on both databases).
+would (tests/functional/test_prepared_reads.py checks that on both databases).
 
 Where a statement runs: a request session outside a unit of work (reads without a transaction,
 see :func:`scim_bridge.storage.session.get_session`) uses its :class:`ReadLease`, a pooled

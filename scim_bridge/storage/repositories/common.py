@@ -44,7 +44,7 @@ def insert_ignoring_conflicts(session: Session, table: Table, rows: list[dict[st
     """
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     stmt: Insert
     if dialect == "postgresql":
         stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)

@@ -33,6 +33,7 @@ from scim_bridge.storage.models import GroupMember
 from scim_bridge.storage.models import User
 from scim_bridge.storage.prepared import PreparedRead
 from scim_bridge.storage.repositories.common import chunked
+from scim_bridge.storage.repositories.common import dialect_name
 from scim_bridge.storage.repositories.common import insert_ignoring_conflicts
 from scim_bridge.storage.repositories.common import unindexed
 from scim_bridge.storage.scim_sql import MEMBER_GROUP
@@ -139,7 +140,7 @@ class GroupRepository:
         result: dict[uuid.UUID, list[str]] = {gid: [] for gid in group_ids}
         if not group_ids:
             return result
-        postgres = self._session.get_bind().dialect.name == "postgresql"
+        postgres = dialect_name(self._session) == "postgresql"
         # The base URL is escaped once, as json.dumps escapes it; ids and types need no escaping.
         ref = json.dumps(f"{base_url}/", ensure_ascii=False)[:-1]
         stmt = _rendered_members_pg(group_ids, ref) if postgres else _raw_members_sqlite(group_ids)

@@ -31,6 +31,7 @@ from scim_bridge.storage.models import Tenant
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserOrgState
 from scim_bridge.storage.repositories.common import chunked
+from scim_bridge.storage.repositories.common import dialect_name
 from scim_bridge.storage.repositories.common import unindexed
 
 
@@ -310,7 +311,7 @@ class OrgRepository:
         ``FOR NO KEY UPDATE`` does not block the foreign-key checks of concurrent inserts, only other
         appenders, so event ids commit in id order and the cursor is safe to poll.
         """
-        if self._session.get_bind().dialect.name == "sqlite":
+        if dialect_name(self._session) == "sqlite":
             return  # the write transaction (BEGIN IMMEDIATE) already holds the database's write lock
         self._session.execute(_LOCK_TENANT, {"tenant_id": self._tenant_id})
 

@@ -195,7 +195,8 @@ FOLD_COUNTS_AFTER = 256
 """How many ``user_counts`` rows of a tenant a reader sums before folding them into one."""
 # One statement: the rows it deletes are the rows it sums. Rows another fold has locked are skipped,
 # not waited for: concurrent readers fold disjoint sets and never wait on each other (waiting
-# DELETEs of the same rows deadlocked under load), and writers only ever insert new rows.
+# DELETEs of the same rows deadlocked under load), and writers only write their own transaction's
+# row, which no fold sees before it commits.
 _FOLD_COUNTS = text(
     "WITH folded AS (DELETE FROM user_counts WHERE id IN "
     "(SELECT id FROM user_counts WHERE tenant_id = :tenant_id FOR UPDATE SKIP LOCKED) RETURNING delta) "
@@ -213,9 +214,6 @@ class UserRepository:
         self._session = session
         self._tenant_id = tenant_id
 
-    def _dialect(self) -> str:
-        return dialect_name(self._session)
-
     def get(self, user_id: uuid.UUID) -> User | None:
         """Return the user *user_id* of this tenant, or ``None``."""
         stmt = select(User).where(User.tenant_id == self._tenant_id, User.id == user_id)
@@ -223,7 +221,7 @@ class UserRepository:
 
     def read(self, user_id: uuid.UUID, *, with_values: bool, with_groups: bool) -> UserReadView | None:
         """Return the user *user_id* with its values and groups (as asked) in one statement, or ``None``."""
-        prepared = _read_one_statement(self._dialect(), with_values, with_groups)
+        prepared = _read_one_statement(dialect_name(self._session), with_values, with_groups)
         row = prepared.one_or_none(self._session, {"tenant_id": self._tenant_id, "id": user_id})
         return _read_view(prepared.mapping(row), with_values, with_groups) if row is not None else None
 
@@ -240,7 +238,7 @@ class UserRepository:
 
     def read_by_unique(self, column: str, key: str, *, with_values: bool, with_groups: bool) -> list[UserReadView]:
         """Return the user (none or one) whose unique *column* (``user_name_key``, ``external_id``) is *key*."""
-        prepared = _read_by_unique_statement(self._dialect(), with_values, with_groups, column)
+        prepared = _read_by_unique_statement(dialect_name(self._session), with_values, with_groups, column)
         row = prepared.one_or_none(self._session, {"tenant_id": self._tenant_id, "key": key})
         return [_read_view(prepared.mapping(row), with_values, with_groups)] if row is not None else []
 
@@ -303,7 +301,7 @@ class UserRepository:
         """
         found = _COUNTED.one_or_none(self._session, {"tenant_id": self._tenant_id})
         total, rows = found if found is not None else (0, 0)
-        if rows > FOLD_COUNTS_AFTER and self._dialect() == "postgresql":
+        if rows > FOLD_COUNTS_AFTER and dialect_name(self._session) == "postgresql":
             engine = self._session.get_bind().engine
             with engine.execution_options(isolation_level="READ COMMITTED").begin() as connection:
                 connection.execute(_FOLD_COUNTS, {"tenant_id": self._tenant_id})
