@@ -11,6 +11,7 @@ from scim_bridge.scim import schema as s
 from scim_bridge.scim.filter.ast import AttrPath
 from scim_bridge.scim.filter.ast import Filter
 from scim_bridge.scim.projection import Projection
+from scim_bridge.scim.rendered import RenderedObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,8 @@ class ListResult:
 
     total: int
     start_index: int
-    resources: list[dict[str, Any]]
+    resources: list[dict[str, Any] | RenderedObject]
+    """Resource dicts, or resources the database rendered as text (users of a default-projection page)."""
 
     def to_scim(self) -> dict[str, Any]:
         """Render as a ListResponse (RFC 7644 §3.4.2); paging fields are JSON integers."""

@@ -9,6 +9,7 @@ from typing import Protocol
 from scim_bridge.domain.query import ListQuery
 from scim_bridge.domain.query import ListResult
 from scim_bridge.scim.errors import InvalidFilter
+from scim_bridge.scim.rendered import RenderedObject
 
 
 class Searchable(Protocol):
@@ -40,7 +41,7 @@ class RootSearch:
             raise first_error
         total = sum(t for _, t in totals)
         skip, remaining = query.start_index - 1, query.count
-        resources: list[dict[str, Any]] = []
+        resources: list[dict[str, Any] | RenderedObject] = []
         for service, type_total in totals:
             if remaining <= 0:
                 break

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from scim_bridge.domain import user_json
 from scim_bridge.domain.errors import NotFound
 from scim_bridge.domain.errors import Uniqueness
 from scim_bridge.domain.mapping import MULTI_VALUED
@@ -32,12 +33,14 @@ from scim_bridge.scim.filter.ast import Compare
 from scim_bridge.scim.patch import apply_patch
 from scim_bridge.scim.patch import parse_patch_request
 from scim_bridge.scim.projection import Projection
+from scim_bridge.scim.rendered import RenderedObject
 from scim_bridge.scim.resource import Options
 from scim_bridge.scim.resource import normalize
 from scim_bridge.storage import scim_sql
 from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserValue
+from scim_bridge.storage.repositories.common import dialect_name
 from scim_bridge.storage.repositories.common import parse_id
 from scim_bridge.storage.repositories.orgs import OrgRepository
 from scim_bridge.storage.repositories.users import Holder
@@ -99,10 +102,24 @@ class UserService:
             return ListResult(self._users.count(where), query.start_index, [])
         order = scim_sql.order_by_clause(RESOURCE, query.sort_by, query.descending)
         offset = query.start_index - 1
-        rows = self._users.read_page(where, order, offset, query.count,
-                                     with_values=_wants_values(projection), with_groups=projection.wants("groups"))
-        return ListResult(page_total(offset, query.count, len(rows), lambda: self._users.count(where)),
-                          query.start_index, self.render_many(rows, projection))
+        resources: list[dict[str, Any] | RenderedObject]
+        if projection.is_default:
+            # The database renders each user's JSON (what render_many makes, without a dict per user).
+            dialect, params = dialect_name(self._session), {user_json.BASE_URL: self._base_url}
+            if where is None and query.sort_by is None:
+                rows = self._users.prepared_page(user_json.unfiltered_page(dialect), offset, query.count, params)
+            else:
+                rows = self._users.select_page(user_json.statement(dialect), where, order, offset, query.count,
+                                               params)
+            rendered = [user_json.RenderedUser(*row) for row in rows]
+            orgs = self._orgs.views_of([u.id for u in rendered]) if _wants_org(projection) else {}
+            resources = [RenderedObject(user_json.compose(u, orgs.get(u.id))) for u in rendered]
+        else:
+            rows = self._users.read_page(where, order, offset, query.count, with_values=_wants_values(projection),
+                                         with_groups=projection.wants("groups"))
+            resources = list(self.render_many(rows, projection))
+        return ListResult(page_total(offset, query.count, len(resources), lambda: self._users.count(where)),
+                          query.start_index, resources)
 
     def render(self, user: User | UserReadView, projection: Projection | None = None) -> dict[str, Any]:
         """Render one user, loading only what the projection needs."""

@@ -41,6 +41,11 @@ class Projection:
         return cls(resource_type, _resolve_all(resource_type, attributes), _resolve_all(resource_type, excluded),
                    restricted=bool(attributes))
 
+    @property
+    def is_default(self) -> bool:
+        """Tell whether this is the default projection (neither ``attributes`` nor ``excludedAttributes``)."""
+        return not self.restricted and not self.include and not self.exclude
+
     def wants(self, attr_name: str, schema_urn: str | None = None) -> bool:
         """Tell whether the response includes top-level attribute *attr_name* (to skip loading it)."""
         urn = schema_urn or self.resource_type.schema.id

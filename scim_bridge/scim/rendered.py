@@ -1,4 +1,4 @@
-"""Values serialized ahead of the response: large member lists are rendered as JSON by the database.
+"""Values serialized ahead of the response: large member lists and list pages are rendered as JSON by the database.
 
 A :class:`RenderedArray` stands in a resource dict where a list would be, and the response writer
 splices its text into the body, so that ``members`` of a large group never exists as Python dicts.
@@ -27,3 +27,14 @@ class RenderedArray:
     def to_json(self) -> str:
         """Return the array's JSON text."""
         return "[" + ",".join(self.items) + "]"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedObject:
+    """A JSON value already serialized (compact, UTF-8, no ASCII escaping): a whole resource, say."""
+
+    text: str
+
+    def to_json(self) -> str:
+        """Return the value's JSON text."""
+        return self.text

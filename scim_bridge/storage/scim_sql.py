@@ -121,6 +121,11 @@ def _uuid_text_sqlite(element: _UuidText, compiler: SQLCompiler, **kw: Any) -> s
     return "(" + " || '-' || ".join(parts) + ")"
 
 
+def uuid_text(expr: Any) -> ColumnElement[str]:
+    """Return the canonical text form (lower-case, hyphenated) of the ``Uuid`` expression *expr*."""
+    return _UuidText(expr)
+
+
 class _CodePointOrder(FunctionElement[str]):
     """A string expression that orders by Unicode code point, on every database.
 

@@ -10,6 +10,7 @@ from flask import Response
 
 from scim_bridge.scim.errors import ScimError
 from scim_bridge.scim.rendered import RenderedArray
+from scim_bridge.scim.rendered import RenderedObject
 
 SCIM_MEDIA_TYPE = "application/scim+json"
 
@@ -24,17 +25,17 @@ def scim_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def dumps(body: Any) -> str:
-    """Serialize *body* as compact UTF-8 JSON, splicing in the text of every :class:`RenderedArray`.
+    """Serialize *body* as compact UTF-8 JSON, splicing in the text of every RenderedArray and RenderedObject.
 
-    json.dumps cannot emit raw text, so each RenderedArray first becomes a placeholder string
+    json.dumps cannot emit raw text, so each rendered value first becomes a placeholder string
     carrying a random nonce (no client-supplied value can equal it), which is then replaced by the
-    array's text in one pass.
+    value's text in one pass.
     """
-    spliced: list[RenderedArray] = []
+    spliced: list[RenderedArray | RenderedObject] = []
     placeholder = f"rendered-array:{uuid.uuid4().hex}"
 
     def default(value: Any) -> Any:
-        if isinstance(value, RenderedArray):
+        if isinstance(value, RenderedArray | RenderedObject):
             spliced.append(value)
             return placeholder
         raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
@@ -42,7 +43,7 @@ def dumps(body: Any) -> str:
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=default)
     if not spliced:
         return text
-    # json.dumps calls default() in output order, so the n-th placeholder is the n-th array.
+    # json.dumps calls default() in output order, so the n-th placeholder is the n-th rendered value.
     pieces = text.split(f'"{placeholder}"')
     out = [pieces[0]]
     for array, piece in zip(spliced, pieces[1:], strict=True):

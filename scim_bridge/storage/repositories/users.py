@@ -236,6 +236,24 @@ class UserRepository:
         stmt = stmt.order_by(*order_by).offset(offset).limit(limit)
         return [_read_view(row._mapping, with_values, with_groups) for row in connection.execute(stmt)]
 
+    def select_page(self, stmt: Select[Any], where: ColumnElement[bool] | None,
+                    order_by: Sequence[ColumnElement[object]], offset: int, limit: int,
+                    params: Mapping[str, Any]) -> Sequence[Row[Any]]:
+        """Run *stmt* (a ``SELECT … FROM users``) over one page of the tenant's users matching *where*.
+
+        For columns built elsewhere, such as users rendered as JSON (``domain.user_json``).
+        """
+        stmt = stmt.where(_users.c.tenant_id == self._tenant_id)
+        if where is not None:
+            stmt = stmt.where(where)
+        stmt = stmt.order_by(*order_by).offset(offset).limit(limit)
+        return self._session.connection().execute(stmt, dict(params)).all()
+
+    def prepared_page(self, prepared: PreparedRead, offset: int, limit: int,
+                      params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run *prepared* (binding ``tenant_id``, ``offset``, ``limit``) for one page of the tenant's users."""
+        return prepared.all(self._session, {**params, "tenant_id": self._tenant_id, "offset": offset, "limit": limit})
+
     def read_by_unique(self, column: str, key: str, *, with_values: bool, with_groups: bool) -> list[UserReadView]:
         """Return the user (none or one) whose unique *column* (``user_name_key``, ``external_id``) is *key*."""
         prepared = _read_by_unique_statement(dialect_name(self._session), with_values, with_groups, column)
