@@ -51,6 +51,11 @@ def test_consecutive_runs_never_send_a_line_twice(tmp_path):
             # Lines were sent (on a loaded machine none may have been answered within the second).
             assert result.used > 0
             offset += result.used
+        # Requests written just before a run's deadline may still be waiting in the server's accept
+        # queue on a loaded machine: let it read them (bounded) before looking at what it saw.
+        deadline = time.monotonic() + 10
+        while sum(_Recorder.seen.values()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         server.shutdown()
     repeated = {path: n for path, n in _Recorder.seen.items() if n > 1}
