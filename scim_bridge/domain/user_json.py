@@ -42,6 +42,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from scim_bridge.domain.mapping import ADDRESS_COLUMNS
 from scim_bridge.domain.mapping import ENTERPRISE_COLUMNS
 from scim_bridge.domain.mapping import MANAGER_COLUMNS
+from scim_bridge.domain.mapping import MULTI_VALUED
 from scim_bridge.domain.mapping import NAME_COLUMNS
 from scim_bridge.domain.mapping import USER_COLUMNS
 from scim_bridge.domain.mapping import VALUE_COLUMNS
@@ -85,6 +86,8 @@ class RenderedUser(NamedTuple):
     """The enterprise extension object, or ``None`` when it has no value."""
     iam_org_id: str | None
     meta: str
+    version: int
+    """For the ETag of a single read."""
 
 
 class _Json:
@@ -152,10 +155,13 @@ class _Json:
 def _values_object(j: _Json) -> ColumnElement[Any]:
     """``{"attribute": [element, …], …}`` of the user's multi-valued attributes, attributes by name."""
     v = _values.c
+    address_columns = _returned(ADDRESS_COLUMNS, s.USER_SCHEMA, "addresses")
+    # One element shape serves every other attribute: they must all return the same sub-attributes.
+    plain_columns, = {tuple(_returned(VALUE_COLUMNS, s.USER_SCHEMA, attribute).items())
+                      for attribute in MULTI_VALUED if attribute != "addresses"}
     address = j.object({attr: (j.boolean(v[col]) if col == "primary" else v[col])
-                        for attr, col in ADDRESS_COLUMNS.items()})
-    plain = j.object({attr: (j.boolean(v[col]) if col == "primary" else v[col])
-                      for attr, col in VALUE_COLUMNS.items()})
+                        for attr, col in address_columns.items()})
+    plain = j.object({attr: (j.boolean(v[col]) if col == "primary" else v[col]) for attr, col in plain_columns})
     element = case((v.attribute == _lit("addresses", String), address), else_=plain)
     if j.postgres:
         per_attribute = (select(v.attribute.label("attribute"),
@@ -195,22 +201,46 @@ def _groups_array(j: _Json, base_url: Any) -> ColumnElement[Any]:
                    (_groups.c.display_name_key, _groups.c.id))
 
 
+def _returned(columns: dict[str, str], urn: str, parent: str | None = None) -> dict[str, str]:
+    """Keep the attributes the default projection returns (not ``returned: never/request``), as it would.
+
+    *columns* maps attribute names to columns: top-level attributes of schema *urn*, or the
+    sub-attributes of its attribute *parent*. Names the schema does not declare are kept.
+    """
+    resource = s.USER_RESOURCE
+    schema = resource.schema if urn == resource.schema.id else resource.extension(urn)
+    assert schema is not None
+    owner = schema.get(parent) if parent is not None else None
+    kept = {}
+    for name, column in columns.items():
+        attr = owner.sub(name) if owner is not None else schema.get(name)
+        if attr is None or attr.returned not in ("never", "request"):
+            kept[name] = column
+    return kept
+
+
 @lru_cache(maxsize=4)
 def columns(dialect: str) -> tuple[ColumnElement[Any], ...]:
     """The columns of :class:`RenderedUser` over ``users``, for *dialect*; bind ``base_url``."""
     j = _Json(dialect)
     u = _users.c
     base_url = bindparam(BASE_URL, type_=String())
-    name = j.when_any([u[c] for c in NAME_COLUMNS.values()],
-                      j.object({attr: u[c] for attr, c in NAME_COLUMNS.items()}))
+    core = s.USER_SCHEMA
+    name_columns = _returned(NAME_COLUMNS, core, "name")
+    name = j.when_any([u[c] for c in name_columns.values()],
+                      j.object({attr: u[c] for attr, c in name_columns.items()}))
     head = j.object({"id": uuid_text(u.id),
-                     **{attr: (j.boolean(u[c]) if attr == "active" else u[c]) for attr, c in USER_COLUMNS.items()},
+                     **{attr: (j.boolean(u[c]) if attr == "active" else u[c])
+                        for attr, c in _returned(USER_COLUMNS, core).items()},
                      "name": name})
-    manager = j.when_any([u[c] for c in MANAGER_COLUMNS.values()],
-                         j.object({attr: u[c] for attr, c in MANAGER_COLUMNS.items()}))
-    enterprise_columns = [u[c] for c in (*ENTERPRISE_COLUMNS.values(), *MANAGER_COLUMNS.values())]
+    # manager.displayName is returned on request only. (It is only ever set with manager.value.)
+    manager_columns = _returned(MANAGER_COLUMNS, s.ENTERPRISE_USER_SCHEMA, "manager")
+    manager = j.when_any([u[c] for c in manager_columns.values()],
+                         j.object({attr: u[c] for attr, c in manager_columns.items()}))
+    enterprise_plain = _returned(ENTERPRISE_COLUMNS, s.ENTERPRISE_USER_SCHEMA)
+    enterprise_columns = [u[c] for c in (*enterprise_plain.values(), *manager_columns.values())]
     enterprise = case((or_(*(c.is_not(None) for c in enterprise_columns)),
-                       j.object({**{attr: u[c] for attr, c in ENTERPRISE_COLUMNS.items()}, "manager": manager})),
+                       j.object({**{attr: u[c] for attr, c in enterprise_plain.items()}, "manager": manager})),
                       else_=null())
     meta = j.object({"resourceType": _lit("User", String),
                      "created": j.timestamp(u.created),
@@ -219,12 +249,26 @@ def columns(dialect: str) -> tuple[ColumnElement[Any], ...]:
                      "version": _lit('W/"', String) + cast(u.version, String) + _lit('"', String)})
     return (u.id, j.text(head).label("head"), j.text(_values_object(j)).label("values_json"),
             j.text(_groups_array(j, base_url)).label("groups_json"), j.text(enterprise).label("enterprise"),
-            u.iam_org_id, j.text(meta).label("meta"))
+            u.iam_org_id, j.text(meta).label("meta"), u.version)
 
 
 def statement(dialect: str) -> Select[Any]:
     """``SELECT`` the :class:`RenderedUser` columns ``FROM users`` (add WHERE, ORDER BY, paging)."""
     return select(*columns(dialect))
+
+
+@lru_cache(maxsize=4)
+def one_user(dialect: str) -> PreparedRead:
+    """The user ``id`` of tenant ``tenant_id``, compiled once (GET /Users/{id})."""
+    return PreparedRead(statement(dialect).where(_users.c.tenant_id == bindparam("tenant_id"),
+                                                 _users.c.id == bindparam("id")))
+
+
+@lru_cache(maxsize=8)
+def by_unique(dialect: str, column: str) -> PreparedRead:
+    """The user of tenant ``tenant_id`` whose unique *column* is ``key``, compiled once (keyed filters)."""
+    return PreparedRead(statement(dialect).where(_users.c.tenant_id == bindparam("tenant_id"),
+                                                 _users.c[column] == bindparam("key")))
 
 
 @lru_cache(maxsize=4)

@@ -69,19 +69,26 @@ class UserService:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def get(self, user_id: str, projection: Projection | None = None) -> dict[str, Any]:
+    def get(self, user_id: str, projection: Projection | None = None) -> dict[str, Any] | RenderedObject:
         """Return the user *user_id* as a SCIM resource, or raise 404."""
         return self.render(self.load(user_id), projection)
 
-    def load(self, user_id: str, projection: Projection | None = None) -> UserReadView:
+    def load(self, user_id: str, projection: Projection | None = None) -> UserReadView | user_json.RenderedUser:
         """Return the stored user *user_id* of this tenant with what *projection* needs, or raise 404.
 
         One statement: the row, and its multi-valued attributes and groups when they are projected.
         """
         projection = projection or Projection(RESOURCE)
         parsed = parse_id(user_id)
-        user = (self._users.read(parsed, with_values=_wants_values(projection),
-                                 with_groups=projection.wants("groups")) if parsed is not None else None)
+        user: UserReadView | user_json.RenderedUser | None = None
+        if parsed is not None and projection.is_default:
+            # Rendered by the database, as list pages are (render() splices the text).
+            rows = self._users.prepared_rows(user_json.one_user(dialect_name(self._session)),
+                                             {"id": parsed, user_json.BASE_URL: self._base_url})
+            user = user_json.RenderedUser(*rows[0]) if rows else None
+        elif parsed is not None:
+            user = self._users.read(parsed, with_values=_wants_values(projection),
+                                    with_groups=projection.wants("groups"))
         if user is None:
             raise NotFound(f"User {user_id} not found")
         return user
@@ -94,53 +101,65 @@ class UserService:
             # ``userName eq`` / ``externalId eq`` on the first page, what IdPs send before every
             # create: at most one user matches, through a statement built once per process.
             column, key = keyed
-            found = self._users.read_by_unique(column, key, with_values=_wants_values(projection),
-                                               with_groups=projection.wants("groups"))
+            found: Sequence[UserReadView | user_json.RenderedUser]
+            if projection.is_default:
+                found = [user_json.RenderedUser(*row) for row in self._users.prepared_rows(
+                    user_json.by_unique(dialect_name(self._session), column),
+                    {"key": key, user_json.BASE_URL: self._base_url})]
+            else:
+                found = self._users.read_by_unique(column, key, with_values=_wants_values(projection),
+                                                   with_groups=projection.wants("groups"))
             return ListResult(len(found), query.start_index, self.render_many(found, projection))
         where = scim_sql.compile_filter(RESOURCE, query.filter) if query.filter is not None else None
         if query.count == 0:
             return ListResult(self._users.count(where), query.start_index, [])
         order = scim_sql.order_by_clause(RESOURCE, query.sort_by, query.descending)
         offset = query.start_index - 1
-        resources: list[dict[str, Any] | RenderedObject]
+        users: Sequence[UserReadView | user_json.RenderedUser]
         if projection.is_default:
-            # The database renders each user's JSON (what render_many makes, without a dict per user).
+            # The database renders each user's JSON (render_many splices it; no dict per user).
             dialect, params = dialect_name(self._session), {user_json.BASE_URL: self._base_url}
             if where is None and query.sort_by is None:
-                rows = self._users.prepared_page(user_json.unfiltered_page(dialect), offset, query.count, params)
+                rows = self._users.prepared_rows(user_json.unfiltered_page(dialect),
+                                                 {**params, "offset": offset, "limit": query.count})
             else:
                 rows = self._users.select_page(user_json.statement(dialect), where, order, offset, query.count,
                                                params)
-            rendered = [user_json.RenderedUser(*row) for row in rows]
-            orgs = self._orgs.views_of([u.id for u in rendered]) if _wants_org(projection) else {}
-            resources = [RenderedObject(user_json.compose(u, orgs.get(u.id))) for u in rendered]
+            users = [user_json.RenderedUser(*row) for row in rows]
         else:
-            rows = self._users.read_page(where, order, offset, query.count, with_values=_wants_values(projection),
-                                         with_groups=projection.wants("groups"))
-            resources = list(self.render_many(rows, projection))
+            users = self._users.read_page(where, order, offset, query.count, with_values=_wants_values(projection),
+                                          with_groups=projection.wants("groups"))
+        resources = self.render_many(users, projection)
         return ListResult(page_total(offset, query.count, len(resources), lambda: self._users.count(where)),
                           query.start_index, resources)
 
-    def render(self, user: User | UserReadView, projection: Projection | None = None) -> dict[str, Any]:
+    def render(self, user: User | UserReadView | user_json.RenderedUser,
+               projection: Projection | None = None) -> dict[str, Any] | RenderedObject:
         """Render one user, loading only what the projection needs."""
         return self.render_many([user], projection)[0]
 
-    def render_many(self, users: Sequence[User | UserReadView], projection: Projection | None = None
-                    ) -> list[dict[str, Any]]:
+    def render_many(self, users: Sequence[User | UserReadView | user_json.RenderedUser],
+                    projection: Projection | None = None) -> list[dict[str, Any] | RenderedObject]:
         """Render several users with one query per related table (never one per user).
 
         Read views (:meth:`load`, :meth:`list`) carry their values and groups already; mapped users
-        (just written) get theirs here.
+        (just written) get theirs here. Users the database rendered (default projection only) are
+        spliced into text with their Infinity extension.
         """
         projection = projection or Projection(RESOURCE)
         wants_values, wants_groups = _wants_values(projection), projection.wants("groups")
-        written = [u.id for u in users if not isinstance(u, UserReadView)]
+        written = [u.id for u in users if isinstance(u, User)]
         values = self._users.values_of(written) if wants_values and written else {}
         groups = self._users.groups_of(written) if wants_groups and written else {}
         # Org, orgs and role of the whole page in one query, only when the extension is projected.
         orgs = self._orgs.views_of([u.id for u in users]) if _wants_org(projection) else {}
-        rendered = []
+        rendered: list[dict[str, Any] | RenderedObject] = []
         for user in users:
+            if isinstance(user, user_json.RenderedUser):
+                if not projection.is_default:
+                    raise ValueError("a user rendered by the database only has the default projection")
+                rendered.append(RenderedObject(user_json.compose(user, orgs.get(user.id))))
+                continue
             if isinstance(user, UserReadView):
                 row, own_values, own_groups = user.row, user.values or [], user.groups or []
             else:
@@ -239,7 +258,8 @@ class UserService:
         self._written = _Written(user.id, values, fresh=False)
         return user
 
-    def render_written(self, user: User, projection: Projection | None = None) -> dict[str, Any]:
+    def render_written(self, user: User | UserReadView | user_json.RenderedUser,
+                       projection: Projection | None = None) -> dict[str, Any] | RenderedObject:
         """Render the user this service just created, replaced or patched, without re-reading its values.
 
         The write holds the user's multi-valued rows (those it stored, or read and kept), and a

@@ -137,3 +137,33 @@ def test_org_extension_on_a_profiled_tenant_equals_single_reads(tenancy):
         for resource in listed:
             single = t.scim.get(f"/Users/{resource['id']}{'?' + query.lstrip('&') if 'attributes' in query else ''}")
             _assert_same(resource, single.get_json())
+
+
+def test_request_only_attributes_stay_out_of_the_default_rendering(scim):
+    # manager.displayName is computed from the referenced user and returned on request only.
+    boss = scim.create_user("boss@example.com", displayName="The Boss")
+    worker = scim.create_user("worker@example.com", **{ENTERPRISE: {"manager": {"value": boss["id"]}}})
+    single = scim.get(f"/Users/{worker['id']}").get_json()
+    assert single[ENTERPRISE] == {"manager": {"value": boss["id"]}}
+    for query in ("", "&filter=userName eq \"worker@example.com\"", "&filter=userName sw \"w\""):
+        listed = [r for r in scim.get(f"/Users?count=10{query}").get_json()["Resources"] if r["id"] == worker["id"]]
+        _assert_same(listed[0], single)
+    asked = scim.get(f"/Users/{worker['id']}?attributes={ENTERPRISE}:manager.displayName").get_json()
+    assert asked[ENTERPRISE]["manager"] == {"displayName": "The Boss"}
+
+
+def test_single_reads_and_keyed_filters_are_rendered_the_same_way(scim, population):
+    # GET /Users/{id} and userName/externalId eq with the default projection are rendered by the
+    # database too; with a projection they are rendered in Python. Both agree.
+    for user in population:
+        text = scim.get(f"/Users/{user['id']}")
+        assert text.status_code == 200 and text.headers["ETag"] == f'W/"{text.get_json()["meta"]["version"][3:-1]}"'
+        python = scim.get(f"/Users/{user['id']}?excludedAttributes=password").get_json()
+        _assert_same(text.get_json(), python)
+        keyed = scim.get(f'/Users?filter=userName eq "{user["userName"].upper()}"').get_json()
+        assert keyed["totalResults"] == 1
+        _assert_same(keyed["Resources"][0], python)
+    missing = scim.get("/Users/00000000-0000-4000-8000-000000000000")
+    assert missing.status_code == 404 and missing.get_json()["status"] == "404"
+    etag = scim.get(f"/Users/{population[0]['id']}").headers["ETag"]
+    assert scim.get(f"/Users/{population[0]['id']}", headers={"If-None-Match": etag}).status_code == 304

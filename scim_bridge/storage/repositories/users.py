@@ -249,10 +249,9 @@ class UserRepository:
         stmt = stmt.order_by(*order_by).offset(offset).limit(limit)
         return self._session.connection().execute(stmt, dict(params)).all()
 
-    def prepared_page(self, prepared: PreparedRead, offset: int, limit: int,
-                      params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """Run *prepared* (binding ``tenant_id``, ``offset``, ``limit``) for one page of the tenant's users."""
-        return prepared.all(self._session, {**params, "tenant_id": self._tenant_id, "offset": offset, "limit": limit})
+    def prepared_rows(self, prepared: PreparedRead, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run *prepared*, a statement over the tenant's users, binding ``tenant_id`` to this tenant."""
+        return prepared.all(self._session, {**params, "tenant_id": self._tenant_id})
 
     def read_by_unique(self, column: str, key: str, *, with_values: bool, with_groups: bool) -> list[UserReadView]:
         """Return the user (none or one) whose unique *column* (``user_name_key``, ``external_id``) is *key*."""
