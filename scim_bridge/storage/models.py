@@ -95,11 +95,14 @@ class UserValue(Base):
     __tablename__ = "user_values"
     __table_args__ = (
         Index("ix_user_values_lookup", "tenant_id", "attribute", "value_key"),
+        # A user's values in rendering order (attribute, then position), without a sort: SQLite's
+        # GROUP BY attribute then reads them in position order (domain/user_json.py).
+        Index("ix_user_values_user_order", "user_id", "attribute", "position"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     attribute: Mapped[str] = mapped_column(String(32))
     position: Mapped[int] = mapped_column(default=0)
     value: Mapped[str | None] = mapped_column(String(4096))

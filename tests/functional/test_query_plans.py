@@ -132,3 +132,27 @@ def test_single_user_writes_look_up_by_key(scim, sqlite_engine):
         assert scim.get(f"/Groups/{group['id']}?excludedAttributes=members").status_code == 200
     assert statements
     assert walks(sqlite_engine, statements) == []
+
+
+def test_rendered_users_read_values_in_index_order(scim, sqlite_engine):
+    """Users rendered by SQLite (domain/user_json.py) group their values by attribute with no sort.
+
+    json_group_array takes no ORDER BY on SQLite 3.40: the elements come in position order only
+    because the GROUP BY reads ix_user_values_user_order (user_id, attribute, position) in order.
+    A temporary B-tree for that GROUP BY would sort by attribute alone and could reorder them.
+    """
+    ids = bulk_users(scim, 12, "ordered")
+    with recorded(sqlite_engine) as statements:
+        assert scim.get("/Users?count=10").status_code == 200
+        assert scim.get(f"/Users/{ids[3]}").status_code == 200
+        assert scim.get('/Users?filter=userName sw "ordered1"').status_code == 200
+    rendering = [(s, p) for s, p in statements if "json_group_object" in s]
+    assert len(rendering) == 3
+    with sqlite_engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        for statement, parameters in rendering:
+            plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()]
+            assert any("user_values USING INDEX ix_user_values_user_order (user_id=?)" in line for line in plan), plan
+            assert not any("TEMP B-TREE FOR GROUP BY" in line for line in plan), plan
+    # A page walks its tenant in (created, id) order by nature, up to its LIMIT; the single read must not.
+    assert walks(sqlite_engine, rendering[1:2]) == []
