@@ -20,6 +20,7 @@ SQLite 3.40 aggregates take no ``ORDER BY``, so they read their rows in order fr
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -75,8 +76,8 @@ def _lit(value: str, type_: Any = String) -> ColumnElement[Any]:
 class RenderedUser(NamedTuple):
     """The JSON pieces of one user, as the database rendered them (column order of :func:`columns`)."""
 
-    id: Any
-    """The user's id (a ``uuid.UUID``), to look up its Infinity extension."""
+    id: str
+    """The user's id, as text (no UUID object per user: the Infinity extension is asked for rarely)."""
     head: str
     """``{"id": …, "userName": …, …, "name": {…}}``: the core single-valued attributes."""
     values: str | None
@@ -89,6 +90,11 @@ class RenderedUser(NamedTuple):
     meta: str
     version: int
     """For the ETag of a single read."""
+
+    @property
+    def key(self) -> uuid.UUID:
+        """Return the user's id as a UUID (to look up its Infinity extension)."""
+        return uuid.UUID(self.id)
 
 
 class _Json:
@@ -246,7 +252,7 @@ def columns(dialect: str) -> tuple[ColumnElement[Any], ...]:
                      "lastModified": j.timestamp(u.last_modified),
                      "location": base_url + _lit("/Users/", String) + uuid_text(u.id),
                      "version": _lit('W/"', String) + cast(u.version, String) + _lit('"', String)})
-    return (u.id, j.text(head).label("head"), j.text(_values_object(j)).label("values_json"),
+    return (uuid_text(u.id).label("id"), j.text(head).label("head"), j.text(_values_object(j)).label("values_json"),
             j.text(_groups_array(j, base_url)).label("groups_json"), j.text(enterprise).label("enterprise"),
             u.iam_org_id, j.text(meta).label("meta"), u.version)
 

@@ -152,13 +152,14 @@ class UserService:
         values = self._users.values_of(written) if wants_values and written else {}
         groups = self._users.groups_of(written) if wants_groups and written else {}
         # Org, orgs and role of the whole page in one query, only when the extension is projected.
-        orgs = self._orgs.views_of([u.id for u in users]) if _wants_org(projection) else {}
+        orgs = (self._orgs.views_of([u.key if isinstance(u, user_json.RenderedUser) else u.id for u in users])
+                if _wants_org(projection) else {})
         rendered: list[dict[str, Any] | RenderedObject] = []
         for user in users:
             if isinstance(user, user_json.RenderedUser):
                 if not projection.is_default:
                     raise ValueError("a user rendered by the database only has the default projection")
-                rendered.append(RenderedObject(user_json.compose(user, orgs.get(user.id))))
+                rendered.append(RenderedObject(user_json.compose(user, orgs.get(user.key) if orgs else None)))
                 continue
             if isinstance(user, UserReadView):
                 row, own_values, own_groups = user.row, user.values or [], user.groups or []
