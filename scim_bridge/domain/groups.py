@@ -127,6 +127,10 @@ class GroupService:
 
     # -- writes --------------------------------------------------------------------------------
 
+    def prepare_create(self, body: Any) -> Any:
+        """Return the POST body as it is: a group is checked inside its write (its members are resolved there)."""
+        return body
+
     def create(self, body: Any) -> Group:
         """Create a group from a POST body, with its initial members."""
         data = normalize(body, RESOURCE, self._options)

@@ -172,12 +172,30 @@ class UserService:
 
     # -- writes --------------------------------------------------------------------------------
 
+    def prepare_create(self, body: Any) -> PreparedUser:
+        """Check a POST body and build its user, writing nothing (before the write transaction).
+
+        Validation, the uniqueness query, the manager lookup and password hashing happen here, so
+        that a request holds the write's locks only to write. A userName or externalId taken by a
+        concurrent create in between still fails: the unique constraints refuse it at the flush,
+        which answers 409 as the check would.
+        """
+        data = normalize(body, RESOURCE, self._options)
+        self._check_unique(data, None)
+        now = utcnow()
+        user = User(id=uuid.uuid4(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now)
+        apply_scim_user(user, data)
+        self._resolve_manager(user)
+        self._set_password(user, data)
+        return PreparedUser(user, user_values_from_scim(data, self._tenant_id), data)
+
     def create(self, body: Any) -> User:
-        """Create a user from a POST body (RFC 7644 §3.3)."""
+        """Create a user from a POST body (RFC 7644 §3.3), or from what :meth:`prepare_create` built."""
+        prepared = body if isinstance(body, PreparedUser) else self.prepare_create(body)
         with self._events_together():
-            user = self._stage_new(body)
+            self._stage(prepared)
             self._flush()  # the user, its values and its org state in one flush; then its event
-        return user
+        return prepared.user
 
     def create_together(self, bodies: list[Any]) -> list[User] | int:
         """Create several users as :meth:`create` would one by one, with far fewer statements (Bulk).
@@ -305,14 +323,13 @@ class UserService:
 
     def _stage_new(self, body: Any) -> User:
         """Check and stage a new user with its values and org state (event queued); flush nothing."""
-        data = normalize(body, RESOURCE, self._options)
-        self._check_unique(data, None)
-        now = utcnow()
-        user = User(id=uuid.uuid4(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now)
-        apply_scim_user(user, data)
-        self._resolve_manager(user)
-        self._set_password(user, data)
-        values = user_values_from_scim(data, self._tenant_id)
+        prepared = self.prepare_create(body)
+        self._stage(prepared)
+        return prepared.user
+
+    def _stage(self, prepared: PreparedUser) -> None:
+        """Stage a prepared user with its values and org state (event queued); flush nothing."""
+        user, values, data = prepared.user, prepared.values, prepared.data
         self._users.add(user)
         if self._batch is not None:
             self._batch.claim(user, values)
@@ -321,7 +338,6 @@ class UserService:
             self._written = _Written(user.id, values, fresh=True)
         if self._sync is not None:
             self._sync.user_created(user, data)
-        return user
 
     def _events_together(self) -> AbstractContextManager[None]:
         """Write the org-sync events queued inside the block when it ends (after the rows they describe)."""
@@ -367,6 +383,16 @@ class UserService:
         except IntegrityError as exc:
             # A concurrent request won the race for a unique value after our check.
             raise Uniqueness("userName or externalId is already in use") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedUser:
+    """A checked new user, built but not yet added to the session (see ``UserService.prepare_create``)."""
+
+    user: User
+    values: list[UserValue]
+    data: dict[str, Any]
+    """The normalized body (the org sync reads it)."""
 
 
 @dataclass(frozen=True, slots=True)

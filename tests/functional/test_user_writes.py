@@ -197,3 +197,60 @@ def test_bulk_batch_losing_a_uniqueness_race_runs_its_operations_one_by_one(scim
     assert sorted(r.outcome for r in records) == ["failure"] + ["success"] * 5
     provisioned = [e for e in read_events(db_session, tenant.id) if e["type"] == "user.provisioned"]
     assert len(provisioned) == 5
+
+
+def _write_lock_is_free(storage, tenant_id: uuid.UUID) -> bool:
+    """Tell whether another writer could take the write locks a create holds right now, without waiting."""
+    with storage.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            raw = conn.connection.dbapi_connection
+            raw.execute("PRAGMA busy_timeout = 0")
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except Exception:  # noqa: BLE001 - "database is locked"
+                return False
+            raw.execute("ROLLBACK")
+            return True
+        # PostgreSQL: the tenant row that event writers lock (FOR NO KEY UPDATE) until they commit.
+        from sqlalchemy import text
+        try:
+            with conn.begin():
+                conn.execute(text("SET LOCAL lock_timeout = '100ms'"))
+                conn.execute(text("SELECT id FROM tenants WHERE id = :id FOR NO KEY UPDATE"), {"id": tenant_id})
+        except Exception:  # noqa: BLE001 - lock timeout
+            return False
+        return True
+
+
+def test_create_checks_and_hashes_outside_the_write_transaction(scim, storage, tenant, monkeypatch):
+    # Validation, the uniqueness query and password hashing happen before the write's locks are
+    # taken: other writers do not wait on a slow hash (UserService.prepare_create).
+    import scim_bridge.domain.users as users_module
+    seen: list[bool] = []
+    real_hash = users_module.hash_password
+
+    def observed(password: str) -> str:
+        seen.append(_write_lock_is_free(storage, tenant.id))
+        return real_hash(password)
+
+    monkeypatch.setattr(users_module, "hash_password", observed)
+    created = scim.post("/Users", {**body_of("hashed", 1), "password": "s3cret-Passw0rd!"})
+    assert created.status_code == 201, created.get_json()
+    assert seen == [True]
+    # A taken userName still answers 409 from the check, before any write.
+    again = scim.post("/Users", {**body_of("hashed", 1), "externalId": "other"})
+    assert again.status_code == 409 and again.get_json()["scimType"] == "uniqueness"
+
+
+def test_a_create_that_loses_the_uniqueness_race_after_its_check_answers_409(scim, monkeypatch):
+    # Between prepare_create's check and the flush another create may take the userName: the
+    # unique constraint refuses it and the answer is 409 uniqueness, with nothing written.
+    from scim_bridge.domain.users import UserService
+    first = scim.post("/Users", body_of("race", 1))
+    assert first.status_code == 201
+    monkeypatch.setattr(UserService, "_check_unique", lambda self, data, own: None)
+    lost = scim.post("/Users", {**body_of("race", 1), "externalId": "race-other"})
+    assert lost.status_code == 409, lost.get_json()
+    assert lost.get_json()["scimType"] == "uniqueness"
+    listed = scim.get('/Users?filter=externalId eq "race-other"').get_json()
+    assert listed["totalResults"] == 0

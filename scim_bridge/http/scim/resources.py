@@ -39,6 +39,7 @@ class ResourceService(Protocol):
     def list(self, query: ListQuery) -> ListResult: ...
     def get(self, resource_id: str, projection: Projection | None = None) -> dict[str, Any] | RenderedObject: ...
     def load(self, resource_id: str, projection: Projection | None = None) -> Any: ...
+    def prepare_create(self, body: Any) -> Any: ...
     def create(self, body: Any) -> Any: ...
     def replace(self, resource_id: str, body: Any, if_match: str | None = None) -> Any: ...
     def patch(self, resource_id: str, body: Any, if_match: str | None = None) -> Any: ...
@@ -78,11 +79,13 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
     @require_oauth(SCIM_WRITE)
     def create_resource() -> Response:
         body, wanted = read_json(), projection()
-        with audited_write("create", resource_type.name) as write:
-            svc = service()
-            row = svc.create(body)
+        svc = service()
+        # The body is checked and the resource built before the write transaction, and the answer
+        # rendered after it (from what the write holds in memory): neither needs the write's locks.
+        with audited_write("create", resource_type.name, prepare=lambda: svc.prepare_create(body)) as write:
+            row = svc.create(write.prepared)
             write.resource_id = str(row.id)
-            return respond(svc, row, wanted, 201)
+        return respond(svc, row, wanted, 201)
 
     @require_oauth(SCIM_WRITE)
     def replace_resource(resource_id: str) -> Response:
