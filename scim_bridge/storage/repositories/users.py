@@ -21,6 +21,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import text
@@ -173,6 +174,8 @@ def _group_order(group: list[Any]) -> tuple[str, str]:
 
 
 _USER_COLUMNS = tuple(column.name for column in _users.columns)
+_USER_ATTRIBUTE_COLUMNS = tuple((attr.key, attr.columns[0]) for attr in sa_inspect(User).column_attrs)
+_INSERT_USER = insert(_users)
 
 
 Holder = tuple[uuid.UUID, str, str | None]
@@ -376,6 +379,16 @@ class UserRepository:
     def add(self, user: User) -> None:
         """Stage a new user."""
         self._session.add(user)
+
+    def insert_new(self, user: User) -> None:
+        """Insert a new user with one plain INSERT now; *user* stays out of the session.
+
+        Only the attributes that were set are sent (the others take their column defaults, as a
+        flush would give them).
+        """
+        state = user.__dict__
+        row = {column.key: state[attr] for attr, column in _USER_ATTRIBUTE_COLUMNS if attr in state}
+        self._session.execute(_INSERT_USER, [row])
 
     def delete(self, user: User) -> None:
         """Delete *user*; memberships and values go with it (ON DELETE CASCADE)."""
