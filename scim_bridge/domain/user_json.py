@@ -69,7 +69,7 @@ BASE_URL = "base_url"
 
 
 def _lit(value: str, type_: Any = String) -> ColumnElement[Any]:
-    """A constant written into the statement (not a bind parameter: there are ~70 per user)."""
+    """A constant written into the statement (not a bind parameter: the statement has ~70 of them)."""
     return literal_column("'" + value.replace("'", "''") + "'", type_)
 
 
@@ -81,7 +81,8 @@ class RenderedUser(NamedTuple):
     head: str
     """``{"id": …, "userName": …, …, "name": {…}}``: the core single-valued attributes."""
     values: str | None
-    """``{"addresses": […], "emails": […], …}``: the multi-valued attributes present, or ``None``."""
+    """``{"addresses": […], "emails": […], …}``: the multi-valued attributes present (``None`` on
+    PostgreSQL and ``{}`` on SQLite when there are none)."""
     groups: str | None
     """The ``groups`` array, or ``None`` without memberships."""
     enterprise: str | None
