@@ -245,9 +245,8 @@ def columns(dialect: str) -> tuple[ColumnElement[Any], ...]:
                          j.object({attr: u[c] for attr, c in manager_columns.items()}))
     enterprise_plain = _returned(ENTERPRISE_COLUMNS, s.ENTERPRISE_USER_SCHEMA)
     enterprise_columns = [u[c] for c in (*enterprise_plain.values(), *manager_columns.values())]
-    enterprise = case((or_(*(c.is_not(None) for c in enterprise_columns)),
-                       j.object({**{attr: u[c] for attr, c in enterprise_plain.items()}, "manager": manager})),
-                      else_=null())
+    enterprise = j.when_any(enterprise_columns,
+                            j.object({**{attr: u[c] for attr, c in enterprise_plain.items()}, "manager": manager}))
     meta = j.object({"resourceType": _lit("User", String),
                      "created": j.timestamp(u.created),
                      "lastModified": j.timestamp(u.last_modified),
@@ -258,6 +257,7 @@ def columns(dialect: str) -> tuple[ColumnElement[Any], ...]:
             u.iam_org_id, j.text(meta).label("meta"), u.version)
 
 
+@lru_cache(maxsize=4)
 def statement(dialect: str) -> Select[Any]:
     """``SELECT`` the :class:`RenderedUser` columns ``FROM users`` (add WHERE, ORDER BY, paging)."""
     return select(*columns(dialect))

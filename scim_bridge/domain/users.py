@@ -193,8 +193,8 @@ class UserService:
         """Create a user from a POST body (RFC 7644 §3.3), or from what :meth:`prepare_create` built."""
         prepared = body if isinstance(body, PreparedUser) else self.prepare_create(body)
         with self._events_together():
-            self._stage(prepared)
-            self._flush()  # the user, its values and its org state in one flush; then its event
+            self._stage(prepared)  # the user and its values, inserted at once
+            self._flush()  # its org state; then its event
         return prepared.user
 
     def create_together(self, bodies: list[Any]) -> list[User] | int:
@@ -322,13 +322,16 @@ class UserService:
         return user
 
     def _stage_new(self, body: Any) -> User:
-        """Check and stage a new user with its values and org state (event queued); flush nothing."""
+        """Check a new user and write or stage it (see :meth:`_stage`)."""
         prepared = self.prepare_create(body)
         self._stage(prepared)
         return prepared.user
 
     def _stage(self, prepared: PreparedUser) -> None:
-        """Stage a prepared user with its values and org state (event queued); flush nothing."""
+        """Write a prepared user and its values (one by one), or stage them for the batch's flush (Bulk).
+
+        Its org state is staged for the next flush and its event queued.
+        """
         user, values, data = prepared.user, prepared.values, prepared.data
         if self._batch is not None:
             self._users.add(user)

@@ -32,7 +32,7 @@ def dumps(body: Any) -> str:
     value's text in one pass.
     """
     spliced: list[RenderedArray | RenderedObject] = []
-    placeholder = f"rendered-array:{uuid.uuid4().hex}"
+    placeholder = f"rendered:{uuid.uuid4().hex}"
 
     def default(value: Any) -> Any:
         if isinstance(value, RenderedArray | RenderedObject):
@@ -46,8 +46,8 @@ def dumps(body: Any) -> str:
     # json.dumps calls default() in output order, so the n-th placeholder is the n-th rendered value.
     pieces = text.split(f'"{placeholder}"')
     out = [pieces[0]]
-    for array, piece in zip(spliced, pieces[1:], strict=True):
-        out.append(array.to_json())
+    for value, piece in zip(spliced, pieces[1:], strict=True):
+        out.append(value.to_json())
         out.append(piece)
     return "".join(out)
 

@@ -231,20 +231,16 @@ class UserRepository:
     def read_page(self, where: ColumnElement[bool] | None, order_by: Sequence[ColumnElement[object]],
                   offset: int, limit: int, *, with_values: bool, with_groups: bool) -> list[UserReadView]:
         """Return one page of the tenant's users matching *where*, each with its values and groups."""
-        connection = self._session.connection()
-        stmt = _read_statement(connection.dialect.name, with_values, with_groups).where(
-            _users.c.tenant_id == self._tenant_id)
-        if where is not None:
-            stmt = stmt.where(where)
-        stmt = stmt.order_by(*order_by).offset(offset).limit(limit)
-        return [_read_view(row._mapping, with_values, with_groups) for row in connection.execute(stmt)]
+        stmt = _read_statement(dialect_name(self._session), with_values, with_groups)
+        return [_read_view(row._mapping, with_values, with_groups)
+                for row in self.select_page(stmt, where, order_by, offset, limit, {})]
 
     def select_page(self, stmt: Select[Any], where: ColumnElement[bool] | None,
                     order_by: Sequence[ColumnElement[object]], offset: int, limit: int,
                     params: Mapping[str, Any]) -> Sequence[Row[Any]]:
         """Run *stmt* (a ``SELECT … FROM users``) over one page of the tenant's users matching *where*.
 
-        For columns built elsewhere, such as users rendered as JSON (``domain.user_json``).
+        :meth:`read_page` selects read views this way; ``domain.user_json`` users rendered as JSON.
         """
         stmt = stmt.where(_users.c.tenant_id == self._tenant_id)
         if where is not None:
