@@ -1,9 +1,10 @@
 """Users rendered as JSON by the database, for list pages with the default projection.
 
 A list page of 100 users spent ~80 % of its time in Python building, projecting and encoding one
-dict per user (~50-90 µs a user). Here the database renders each user's attributes, values,
-groups and ``meta`` as JSON texts in the page's own statement, and :func:`compose` splices them
-into the resource's text: no dict, UUID or datetime object is made per user.
+dict per user (~50-90 µs a user). Here the database renders each user's attributes, values and
+groups as JSON texts in the page's own statement (by concatenating quoted values, see
+:class:`_Json`), and :func:`compose` splices them into the resource's text with its ``id`` and
+``meta``: no dict, UUID or datetime object is made per user.
 
 The text parses to exactly what :func:`scim_bridge.domain.mapping.to_scim_user` followed by the
 default projection makes (same keys in the same order, same values), which
@@ -38,6 +39,7 @@ from sqlalchemy import literal_column
 from sqlalchemy import null
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import true
 from sqlalchemy import type_coerce
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
@@ -79,18 +81,21 @@ class RenderedUser(NamedTuple):
     id: str
     """The user's id, as text (no UUID object per user: the Infinity extension is asked for rarely)."""
     head: str
-    """``{"id": …, "userName": …, …, "name": {…}}``: the core single-valued attributes."""
+    """``,"userName":…,…,"name":{…}``: the members of the core single-valued attributes after ``id``,
+    each with its leading comma."""
     values: str | None
-    """``{"addresses": […], "emails": […], …}``: the multi-valued attributes present (``None`` on
-    PostgreSQL and ``{}`` on SQLite when there are none)."""
+    """``,"addresses":[…],"emails":[…],…``: the members of the multi-valued attributes present, or
+    ``None`` when there are none."""
     groups: str | None
     """The ``groups`` array, or ``None`` without memberships."""
     enterprise: str | None
     """The enterprise extension object, or ``None`` when it has no value."""
     iam_org_id: str | None
-    meta: str
+    created: str
+    """``meta.created`` as ``datetime.isoformat()`` with ``Z`` (JSON-safe: digits and ``-:.TZ``)."""
+    last_modified: str
     version: int
-    """For the ETag of a single read."""
+    """``meta.version`` and the ETag of a single read."""
 
     @property
     def key(self) -> uuid.UUID:
@@ -98,39 +103,84 @@ class RenderedUser(NamedTuple):
         return uuid.UUID(self.id)
 
 
+class _Part(NamedTuple):
+    """A member's value as JSON text, and when the member is present (``None``: always)."""
+
+    text: ColumnElement[str]
+    present: ColumnElement[bool] | None = None
+
+
+def _concat(*parts: ColumnElement[str]) -> ColumnElement[str]:
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.op("||", return_type=String())(part)
+    return joined
+
+
 class _Json:
-    """The JSON functions of one database."""
+    """JSON texts built by string concatenation, on one database.
+
+    Objects whose null members must be left out cost SQLite a ``json_object`` and a ``json_patch``
+    that parses and re-renders it, and PostgreSQL a ``json_build_object`` and a ``json_strip_nulls``
+    that does the same; concatenating quoted members does neither. Strings are quoted by the
+    database's own JSON quoting (``json_quote``, ``to_json``). With ``id`` and ``meta`` composed in
+    Python from plain columns, the 100-user page statement went from 1.71 to 1.02 ms on SQLite and
+    from 3.70 to 2.17 ms on PostgreSQL (20,000 users, same machine).
+    """
 
     def __init__(self, dialect: str) -> None:
         self.postgres = dialect == "postgresql"
 
-    def object(self, pairs: dict[str, Any]) -> ColumnElement[Any]:
-        """A JSON object of *pairs*, its null members left out (recursively), in *pairs* order."""
-        args: list[Any] = []
-        for key, value in pairs.items():
-            args += [_lit(key, String), value]
+    def quote(self, value: ColumnElement[Any]) -> ColumnElement[str]:
+        """A string expression as a JSON string."""
+        return cast(func.to_json(value), String) if self.postgres else func.json_quote(value)
+
+    def scalar(self, column: Any) -> _Part:
+        """A string column's member: quoted, present when not NULL."""
+        return _Part(self.quote(column), column.is_not(None) if getattr(column, "nullable", True) else None)
+
+    def boolean(self, column: Any) -> _Part:
+        """A boolean column's member: ``true``/``false``, present when not NULL (SQLite stores 0/1)."""
         if self.postgres:
-            # json (not jsonb) keeps the key order; stripping also re-serializes it compactly.
-            return func.json_strip_nulls(func.json_build_object(*args))
-        # An RFC 7396 merge patch onto {} drops the members whose value is null.
-        return func.json_patch(_lit("{}", String), func.json_object(*args))
+            return _Part(cast(column, String), column.is_not(None))
+        return _Part(case((column == true(), _lit("true")), else_=_lit("false")), column.is_not(None))
 
-    def when_any(self, columns: Sequence[Any], value: ColumnElement[Any]) -> ColumnElement[Any]:
-        """*value* when one of *columns* is not NULL, else NULL (an object with no member is left out)."""
-        chosen = case((or_(*(c.is_not(None) for c in columns)), value), else_=null())
-        # SQLite: json() marks the CASE's text as JSON, so that an enclosing object nests it.
-        return chosen if self.postgres else func.json(chosen)
+    def members(self, pairs: dict[str, _Part]) -> ColumnElement[str]:
+        """``,"key":value`` for each present member of *pairs*, in order (``''`` when none is).
 
-    def boolean(self, column: Any) -> ColumnElement[Any]:
-        """A boolean column as JSON true/false (SQLite stores 0/1); NULL stays NULL."""
+        PostgreSQL: an absent member's text is NULL, which ``||`` propagates and ``concat()`` skips,
+        so no CASE is evaluated (a large expression tree costs every execution its initialization).
+        SQLite 3.40 has no ``concat()``: a CASE per member.
+        """
+        texts = []
+        for key, part in pairs.items():
+            member = _lit("," + json.dumps(key) + ":") + part.text
+            if self.postgres or part.present is None:
+                texts.append(member)
+            else:
+                texts.append(case((part.present, member), else_=_lit("")))
+        return func.concat(*texts) if self.postgres else _concat(*texts)
+
+    def object(self, pairs: dict[str, _Part]) -> ColumnElement[str]:
+        """A JSON object of the present members of *pairs*, in *pairs* order."""
+        return _concat(_lit("{"), func.substr(self.members(pairs), literal_column("2")), _lit("}"))
+
+    def object_when_any(self, columns: Sequence[Any], pairs: dict[str, _Part]) -> _Part:
+        """The object of *pairs*, present when one of *columns* is not NULL (an empty object is left out).
+
+        On PostgreSQL the text itself is NULL then (no member: ``nullif`` of the empty members).
+        """
         if self.postgres:
-            return type_coerce(column, column.type)
-        return func.json(case((column.is_(None), null()), (column == literal_column("1"), _lit("true")),
-                              else_=_lit("false", String)))
+            present = func.nullif(self.members(pairs), _lit(""))
+            return _Part(_concat(_lit("{"), func.substr(present, literal_column("2")), _lit("}")),
+                         or_(*(c.is_not(None) for c in columns)))
+        return _Part(self.object(pairs), or_(*(c.is_not(None) for c in columns)))
 
-    def text(self, expr: ColumnElement[Any]) -> ColumnElement[str]:
-        """The JSON value as text (psycopg would decode a json column)."""
-        return cast(expr, String) if self.postgres else type_coerce(expr, String)
+    def optional(self, part: _Part) -> ColumnElement[str]:
+        """*part*'s text when it is present, else NULL."""
+        if self.postgres or part.present is None:
+            return part.text
+        return case((part.present, part.text), else_=null())
 
     def timestamp(self, column: Any) -> ColumnElement[str]:
         """A UTC timestamp as ``datetime.isoformat()`` with ``Z``: microseconds only when not zero."""
@@ -146,62 +196,62 @@ class _Json:
         shown = func.replace(type_coerce(column, String), _lit(".000000"), _lit(""))
         return func.replace(shown, _lit(" "), _lit("T")) + _lit("Z")
 
-    def array(self, element: ColumnElement[Any], from_: Any, where: Sequence[ColumnElement[bool]],
+    def joined(self, texts: ColumnElement[str], order_by: Sequence[Any], separator: str = ",") -> ColumnElement[str]:
+        """The aggregate concatenation of *texts*, in *order_by* order on PostgreSQL (see :meth:`array`)."""
+        if self.postgres:
+            return func.string_agg(texts, aggregate_order_by(_lit(separator), *order_by))
+        return func.group_concat(texts, _lit(separator))
+
+    def array(self, element: ColumnElement[str], from_: Any, where: Sequence[ColumnElement[bool]],
               order_by: Sequence[Any]) -> ColumnElement[Any]:
         """The JSON array of *element* over the rows of *from_* matching *where*, in *order_by* order, or NULL."""
         if self.postgres:
-            return (select(func.json_agg(aggregate_order_by(element, *order_by)))
-                    .select_from(from_).where(*where).scalar_subquery())
+            elements = select(self.joined(element, order_by)).select_from(from_).where(*where).scalar_subquery()
+            return _concat(_lit("["), elements, _lit("]"))
         # SQLite 3.40 aggregates take no ORDER BY. A subquery with ORDER BY and LIMIT keeps its order
         # (the LIMIT makes it mean something) and runs as a co-routine that the aggregate reads row by
         # row; the parity tests check the order. (A window frame guarantees it too, at 1.4x the time.)
         ordered = (select(element.label("element")).select_from(from_).where(*where).correlate(_users)
                    .order_by(*order_by).limit(literal_column("-1")).subquery("ordered"))
-        return select(func.json_group_array(func.json(ordered.c.element))).scalar_subquery()
+        elements = select(self.joined(ordered.c.element, ())).scalar_subquery()
+        return _concat(_lit("["), elements, _lit("]"))
 
 
-def _values_object(j: _Json) -> ColumnElement[Any]:
-    """``{"attribute": [element, …], …}`` of the user's multi-valued attributes, attributes by name."""
+def _values_members(j: _Json) -> ColumnElement[Any]:
+    """``,"attribute":[element,…]`` for each of the user's multi-valued attributes, attributes by name."""
     v = _values.c
+
+    def sub(attr: str, col: str) -> _Part:
+        return j.boolean(v[col]) if col == "primary" else j.scalar(v[col])
+
     address_columns = _returned(ADDRESS_COLUMNS, s.USER_SCHEMA, "addresses")
     # One element shape serves every other attribute: they must all return the same sub-attributes.
     plain_columns, = {tuple(_returned(VALUE_COLUMNS, s.USER_SCHEMA, attribute).items())
                       for attribute in MULTI_VALUED if attribute != "addresses"}
-    address = j.object({attr: (j.boolean(v[col]) if col == "primary" else v[col])
-                        for attr, col in address_columns.items()})
-    plain = j.object({attr: (j.boolean(v[col]) if col == "primary" else v[col]) for attr, col in plain_columns})
+    address = j.object({attr: sub(attr, col) for attr, col in address_columns.items()})
+    plain = j.object({attr: sub(attr, col) for attr, col in plain_columns})
     element = case((v.attribute == _lit("addresses", String), address), else_=plain)
-    if j.postgres:
-        per_attribute = (select(v.attribute.label("attribute"),
-                                func.json_agg(aggregate_order_by(element, v.position)).label("elements"))
-                         .where(v.user_id == _users.c.id)
-                         .group_by(v.attribute)
-                         .correlate(_users)
-                         .subquery("per_attribute"))
-        # json_object_agg(key, value ORDER BY key): aggregate_order_by takes one argument only.
-        ordered_elements = per_attribute.c.elements.op("ORDER BY")(per_attribute.c.attribute)
-        return select(func.json_object_agg(per_attribute.c.attribute, ordered_elements)).scalar_subquery()
-    # The index (user_id, attribute, position) hands GROUP BY attribute the rows in that order with
-    # no sort, so each group's aggregate reads its elements in position order (the parity tests check
-    # it; test_query_plans checks the plan). A window function guarantees it too, at 2.7x the time.
+    # On SQLite, the index (user_id, attribute, position) hands GROUP BY attribute the rows in that
+    # order with no sort, so each group's aggregate reads its elements in position order (the parity
+    # tests check it; test_query_plans checks the plan). A window function guarantees it too, at 2.7x
+    # the time. PostgreSQL orders both aggregates explicitly.
     per_attribute = (select(v.attribute.label("attribute"),
-                            func.json_group_array(func.json(element)).label("elements"))
+                            _concat(_lit("["), j.joined(element, (v.position,)), _lit("]")).label("elements"))
                      .where(v.user_id == _users.c.id)
                      .group_by(v.attribute)
                      .correlate(_users)
                      .subquery("per_attribute"))
-    return (select(func.json_group_object(per_attribute.c.attribute, func.json(per_attribute.c.elements)))
-            .scalar_subquery())
+    member = _concat(_lit(","), j.quote(per_attribute.c.attribute), _lit(":"), per_attribute.c.elements)
+    return select(j.joined(member, (per_attribute.c.attribute,), "")).scalar_subquery()
 
 
 def _groups_array(j: _Json, base_url: Any) -> ColumnElement[Any]:
     """The user's direct groups, by displayName then id (as the list query orders them)."""
     gid = uuid_text(_groups.c.id)
-    element = (func.json_build_object if j.postgres else func.json_object)(
-        _lit("value", String), gid,
-        _lit("$ref", String), base_url + _lit("/Groups/", String) + gid,
-        _lit("display", String), _groups.c.display_name,
-        _lit("type", String), _lit("direct", String))
+    element = j.object({"value": _Part(j.quote(gid)),
+                        "$ref": _Part(j.quote(base_url + _lit("/Groups/", String) + gid)),
+                        "display": j.scalar(_groups.c.display_name),
+                        "type": _Part(_lit('"direct"'))})
     return j.array(element, _members.join(_groups, _groups.c.id == _members.c.group_id),
                    (_members.c.user_id == _users.c.id, _members.c.tenant_id == _users.c.tenant_id),
                    (_groups.c.display_name_key, _groups.c.id))
@@ -233,28 +283,25 @@ def columns(dialect: str) -> tuple[ColumnElement[Any], ...]:
     base_url = bindparam(BASE_URL, type_=String())
     core = s.USER_SCHEMA
     name_columns = _returned(NAME_COLUMNS, core, "name")
-    name = j.when_any([u[c] for c in name_columns.values()],
-                      j.object({attr: u[c] for attr, c in name_columns.items()}))
-    head = j.object({"id": uuid_text(u.id),
-                     **{attr: (j.boolean(u[c]) if attr == "active" else u[c])
-                        for attr, c in _returned(USER_COLUMNS, core).items()},
-                     "name": name})
+    name = j.object_when_any([u[c] for c in name_columns.values()],
+                             {attr: j.scalar(u[c]) for attr, c in name_columns.items()})
+    head = j.members({**{attr: (j.boolean(u[c]) if attr == "active" else j.scalar(u[c]))
+                         for attr, c in _returned(USER_COLUMNS, core).items()},
+                      "name": name})
     # manager.displayName is returned on request only. (It is only ever set with manager.value.)
     manager_columns = _returned(MANAGER_COLUMNS, s.ENTERPRISE_USER_SCHEMA, "manager")
-    manager = j.when_any([u[c] for c in manager_columns.values()],
-                         j.object({attr: u[c] for attr, c in manager_columns.items()}))
+    manager = j.object_when_any([u[c] for c in manager_columns.values()],
+                                {attr: j.scalar(u[c]) for attr, c in manager_columns.items()})
     enterprise_plain = _returned(ENTERPRISE_COLUMNS, s.ENTERPRISE_USER_SCHEMA)
     enterprise_columns = [u[c] for c in (*enterprise_plain.values(), *manager_columns.values())]
-    enterprise = j.when_any(enterprise_columns,
-                            j.object({**{attr: u[c] for attr, c in enterprise_plain.items()}, "manager": manager}))
-    meta = j.object({"resourceType": _lit("User", String),
-                     "created": j.timestamp(u.created),
-                     "lastModified": j.timestamp(u.last_modified),
-                     "location": base_url + _lit("/Users/", String) + uuid_text(u.id),
-                     "version": _lit('W/"', String) + cast(u.version, String) + _lit('"', String)})
-    return (uuid_text(u.id).label("id"), j.text(head).label("head"), j.text(_values_object(j)).label("values_json"),
-            j.text(_groups_array(j, base_url)).label("groups_json"), j.text(enterprise).label("enterprise"),
-            u.iam_org_id, j.text(meta).label("meta"), u.version)
+    enterprise = j.object_when_any(enterprise_columns,
+                                   {**{attr: j.scalar(u[c]) for attr, c in enterprise_plain.items()},
+                                    "manager": manager})
+    return (uuid_text(u.id).label("id"), head.label("head"), _values_members(j).label("values_json"),
+            _groups_array(j, base_url).label("groups_json"),
+            j.optional(enterprise).label("enterprise"),
+            u.iam_org_id, j.timestamp(u.created).label("created"), j.timestamp(u.last_modified).label("modified"),
+            u.version)
 
 
 @lru_cache(maxsize=4)
@@ -299,18 +346,27 @@ _ENTERPRISE_KEY = json.dumps(s.ENTERPRISE_USER_SCHEMA)
 _INFINITY_KEY = json.dumps(s.INFINITY_USER_SCHEMA)
 
 
-def compose(user: RenderedUser, org: UserOrgView | None) -> str:
-    """Return the user's resource text from its rendered pieces and its Infinity view."""
+@lru_cache(maxsize=16)
+def _users_url(base_url: str) -> str:
+    """``base_url + "/Users/"`` as the inside of a JSON string."""
+    return json.dumps(f"{base_url}/Users/", ensure_ascii=False)[1:-1]
+
+
+def compose(user: RenderedUser, org: UserOrgView | None, base_url: str) -> str:
+    """Return the user's resource text from its rendered pieces, its Infinity view and the SCIM base URL."""
     infinity = infinity_user(org) if org is not None else {}
     if user.iam_org_id is not None:
         infinity = {"iamOrgId": user.iam_org_id, **infinity}
-    parts = ['{"schemas":', _SCHEMAS[user.enterprise is not None, bool(infinity)], ",", user.head[1:-1]]
-    if user.values is not None and user.values != "{}":  # SQLite aggregates no row to {}, PostgreSQL to NULL
-        parts += [",", user.values[1:-1]]
+    parts = ['{"schemas":', _SCHEMAS[user.enterprise is not None, bool(infinity)], ',"id":"', user.id, '"',
+             user.head]
+    if user.values is not None:
+        parts.append(user.values)
     parts += [',"groups":', user.groups if user.groups is not None else "[]"]
     if user.enterprise is not None:
         parts += [",", _ENTERPRISE_KEY, ":", user.enterprise]
     if infinity:
         parts += [",", _INFINITY_KEY, ":", json.dumps(infinity, ensure_ascii=False, separators=(",", ":"))]
-    parts += [',"meta":', user.meta, "}"]
+    version = str(user.version)
+    parts += [',"meta":{"resourceType":"User","created":"', user.created, '","lastModified":"', user.last_modified,
+              '","location":"', _users_url(base_url), user.id, '","version":"W/\\"', version, '\\""}}']
     return "".join(parts)

@@ -159,7 +159,8 @@ class UserService:
             if isinstance(user, user_json.RenderedUser):
                 if not projection.is_default:
                     raise ValueError("a user rendered by the database only has the default projection")
-                rendered.append(RenderedObject(user_json.compose(user, orgs.get(user.key) if orgs else None)))
+                rendered.append(RenderedObject(user_json.compose(user, orgs.get(user.key) if orgs else None,
+                                                                        self._base_url)))
                 continue
             if isinstance(user, UserReadView):
                 row, own_values, own_groups = user.row, user.values or [], user.groups or []

@@ -137,7 +137,7 @@ def test_single_user_writes_look_up_by_key(scim, sqlite_engine):
 def test_rendered_users_read_values_in_index_order(scim, sqlite_engine):
     """Users rendered by SQLite (domain/user_json.py) group their values by attribute with no sort.
 
-    json_group_array takes no ORDER BY on SQLite 3.40: the elements come in position order only
+    group_concat takes no ORDER BY on SQLite 3.40: the elements come in position order only
     because the GROUP BY reads ix_user_values_user_order (user_id, attribute, position) in order.
     A temporary B-tree for that GROUP BY would sort by attribute alone and could reorder them.
     """
@@ -146,7 +146,7 @@ def test_rendered_users_read_values_in_index_order(scim, sqlite_engine):
         assert scim.get("/Users?count=10").status_code == 200
         assert scim.get(f"/Users/{ids[3]}").status_code == 200
         assert scim.get('/Users?filter=userName sw "ordered1"').status_code == 200
-    rendering = [(s, p) for s, p in statements if "json_group_object" in s]
+    rendering = [(s, p) for s, p in statements if "per_attribute" in s]
     assert len(rendering) == 3
     with sqlite_engine.connect() as conn:
         raw = conn.connection.dbapi_connection
