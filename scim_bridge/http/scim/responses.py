@@ -31,6 +31,8 @@ def dumps(body: Any) -> str:
     carrying a random nonce (no client-supplied value can equal it), which is then replaced by the
     value's text in one pass.
     """
+    if isinstance(body, RenderedObject):
+        return body.text  # a resource the database rendered whole (GET /Users/{id})
     spliced: list[RenderedArray | RenderedObject] = []
     placeholder = f"rendered:{uuid.uuid4().hex}"
 
