@@ -84,7 +84,7 @@ class UserService:
         if parsed is not None and projection.is_default:
             # Rendered by the database, as list pages are (render() splices the text).
             rows = self._users.prepared_rows(user_json.one_user(dialect_name(self._session)),
-                                             {"id": parsed, user_json.BASE_URL: self._base_url})
+                                             {"id": parsed, **user_json.base_params(self._base_url)})
             user = user_json.RenderedUser(*rows[0]) if rows else None
         elif parsed is not None:
             user = self._users.read(parsed, with_values=_wants_values(projection),
@@ -105,7 +105,7 @@ class UserService:
             if projection.is_default:
                 found = [user_json.RenderedUser(*row) for row in self._users.prepared_rows(
                     user_json.by_unique(dialect_name(self._session), column),
-                    {"key": key, user_json.BASE_URL: self._base_url})]
+                    {"key": key, **user_json.base_params(self._base_url)})]
             else:
                 found = self._users.read_by_unique(column, key, with_values=_wants_values(projection),
                                                    with_groups=projection.wants("groups"))
@@ -118,7 +118,7 @@ class UserService:
         users: Sequence[UserReadView | user_json.RenderedUser]
         if projection.is_default:
             # The database renders each user's JSON (render_many splices it; no dict per user).
-            dialect, params = dialect_name(self._session), {user_json.BASE_URL: self._base_url}
+            dialect, params = dialect_name(self._session), user_json.base_params(self._base_url)
             if where is None and query.sort_by is None:
                 rows = self._users.prepared_rows(user_json.unfiltered_page(dialect),
                                                  {**params, "offset": offset, "limit": query.count})

@@ -149,12 +149,15 @@ class GroupMember(Base):
         UniqueConstraint("group_id", "user_id"),
         UniqueConstraint("group_id", "member_group_id"),
         CheckConstraint("(user_id IS NULL) <> (member_group_id IS NULL)", name="one_member"),
+        # A user's groups (its ``groups`` attribute, on every user of a list page) from the index
+        # alone: the membership rows themselves are never read for it (migration 0007).
+        Index("ix_group_members_user_groups", "user_id", "tenant_id", "group_id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
-    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     member_group_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("groups.id", ondelete="CASCADE"), index=True
     )

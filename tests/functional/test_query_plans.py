@@ -156,3 +156,29 @@ def test_rendered_users_read_values_in_index_order(scim, sqlite_engine):
             assert not any("TEMP B-TREE FOR GROUP BY" in line for line in plan), plan
     # A page walks its tenant in (created, id) order by nature, up to its LIMIT; the single read must not.
     assert walks(sqlite_engine, rendering[1:2]) == []
+
+
+def test_rendered_users_read_their_groups_from_the_index_alone(scim, sqlite_engine):
+    """A user's ``groups`` come from ix_group_members_user_groups without reading membership rows.
+
+    The index holds (user_id, tenant_id, group_id): everything the groups subquery of a rendered
+    user needs from group_members (migration 0007).
+    """
+    ids = bulk_users(scim, 6, "grouped")
+    for name in ("Readers", "Writers"):
+        created = scim.post("/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                        "displayName": name, "members": [{"value": i} for i in ids[:4]]})
+        assert created.status_code == 201, created.get_json()
+    with recorded(sqlite_engine) as statements:
+        page = scim.get("/Users?count=10")
+        single = scim.get(f"/Users/{ids[0]}")
+    assert page.status_code == 200 and single.status_code == 200
+    assert len(single.get_json()["groups"]) == 2
+    rendering = [(s, p) for s, p in statements if "per_attribute" in s]
+    assert len(rendering) == 2
+    with sqlite_engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        for statement, parameters in rendering:
+            plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()]
+            assert any("group_members USING COVERING INDEX ix_group_members_user_groups (user_id=? AND tenant_id=?)"
+                       in line for line in plan), plan
