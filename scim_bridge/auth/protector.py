@@ -101,10 +101,16 @@ class HashedTokenValidator(BearerTokenValidator):
 
 
 class _HeadersRequest(FlaskJsonRequest):
-    """authlib's Flask request wrapper, whose ``uri`` is only built if something reads it."""
+    """authlib's Flask request wrapper, whose ``uri`` is only built if something reads it.
+
+    Its ``headers`` are Flask's (a view of the WSGI environ), not a copy.
+    """
 
     def __init__(self, flask_request: Request) -> None:  # noqa: D107 - the class docstring says it
-        JsonRequest.__init__(self, flask_request.method, None, flask_request.headers)
+        # JsonRequest.__init__ stores ``headers or {}``: the truth test of Werkzeug's EnvironHeaders
+        # counts every header of the WSGI environ. The headers are set afterwards, as they are.
+        JsonRequest.__init__(self, flask_request.method, None)
+        self.headers = flask_request.headers
         self.payload = FlaskJsonPayload(flask_request)
         self._flask_request = flask_request
 

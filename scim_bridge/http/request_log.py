@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 
 from flask import Flask
 from flask import Response
@@ -50,7 +50,8 @@ def init_app(app: Flask, level: str) -> None:
 def _start() -> None:
     g.request_started = time.perf_counter()
     incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    # 128 random bits as 32 hex digits (a third of the cost of uuid4().hex, same shape).
+    g.request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
 
 
 def request_id() -> str:
