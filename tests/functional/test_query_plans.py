@@ -51,16 +51,19 @@ def recorded(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-def walks(engine: Engine, statements: list[tuple[str, Any]]) -> list[tuple[str, str]]:
-    """Return (plan line, statement) for every plan step that walks a tenant's rows."""
-    found = []
+def plans(engine: Engine, statements: list[tuple[str, Any]]) -> list[list[str]]:
+    """Return the plan lines (``EXPLAIN QUERY PLAN`` details) of each statement, with its parameters."""
     with engine.connect() as conn:
         raw = conn.connection.dbapi_connection
-        for statement, parameters in statements:
-            for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall():
-                if WALKS.search(row[3]):
-                    found.append((row[3], " ".join(statement.split())[:300]))
-    return found
+        return [[row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()]
+                for statement, parameters in statements]
+
+
+def walks(engine: Engine, statements: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    """Return (plan line, statement) for every plan step that walks a tenant's rows."""
+    return [(line, " ".join(statement.split())[:300])
+            for (statement, _), plan in zip(statements, plans(engine, statements), strict=True)
+            for line in plan if WALKS.search(line)]
 
 
 def bulk_users(scim, count: int, prefix: str) -> list[str]:
@@ -148,12 +151,9 @@ def test_rendered_users_read_values_in_index_order(scim, sqlite_engine):
         assert scim.get('/Users?filter=userName sw "ordered1"').status_code == 200
     rendering = [(s, p) for s, p in statements if "per_attribute" in s]
     assert len(rendering) == 3
-    with sqlite_engine.connect() as conn:
-        raw = conn.connection.dbapi_connection
-        for statement, parameters in rendering:
-            plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()]
-            assert any("user_values USING INDEX ix_user_values_user_order (user_id=?)" in line for line in plan), plan
-            assert not any("TEMP B-TREE FOR GROUP BY" in line for line in plan), plan
+    for plan in plans(sqlite_engine, rendering):
+        assert any("user_values USING INDEX ix_user_values_user_order (user_id=?)" in line for line in plan), plan
+        assert not any("TEMP B-TREE FOR GROUP BY" in line for line in plan), plan
     # A page walks its tenant in (created, id) order by nature, up to its LIMIT; the single read must not.
     assert walks(sqlite_engine, rendering[1:2]) == []
 
@@ -176,9 +176,6 @@ def test_rendered_users_read_their_groups_from_the_index_alone(scim, sqlite_engi
     assert len(single.get_json()["groups"]) == 2
     rendering = [(s, p) for s, p in statements if "per_attribute" in s]
     assert len(rendering) == 2
-    with sqlite_engine.connect() as conn:
-        raw = conn.connection.dbapi_connection
-        for statement, parameters in rendering:
-            plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()]
-            assert any("group_members USING COVERING INDEX ix_group_members_user_groups (user_id=? AND tenant_id=?)"
-                       in line for line in plan), plan
+    for plan in plans(sqlite_engine, rendering):
+        assert any("group_members USING COVERING INDEX ix_group_members_user_groups (user_id=? AND tenant_id=?)"
+                   in line for line in plan), plan
