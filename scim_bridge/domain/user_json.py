@@ -117,6 +117,11 @@ def _concat(*parts: ColumnElement[str]) -> ColumnElement[str]:
     return joined
 
 
+def _braced(members: ColumnElement[str]) -> ColumnElement[str]:
+    """``{…}`` around *members* (``,"key":value…``), their leading comma dropped; NULL stays NULL."""
+    return _concat(_lit("{"), func.substr(members, literal_column("2")), _lit("}"))
+
+
 class _Json:
     """JSON texts built by string concatenation, on one database.
 
@@ -163,18 +168,17 @@ class _Json:
 
     def object(self, pairs: dict[str, _Part]) -> ColumnElement[str]:
         """A JSON object of the present members of *pairs*, in *pairs* order."""
-        return _concat(_lit("{"), func.substr(self.members(pairs), literal_column("2")), _lit("}"))
+        return _braced(self.members(pairs))
 
     def object_when_any(self, columns: Sequence[Any], pairs: dict[str, _Part]) -> _Part:
         """The object of *pairs*, present when one of *columns* is not NULL (an empty object is left out).
 
         On PostgreSQL the text itself is NULL then (no member: ``nullif`` of the empty members).
         """
+        members = self.members(pairs)
         if self.postgres:
-            present = func.nullif(self.members(pairs), _lit(""))
-            return _Part(_concat(_lit("{"), func.substr(present, literal_column("2")), _lit("}")),
-                         or_(*(c.is_not(None) for c in columns)))
-        return _Part(self.object(pairs), or_(*(c.is_not(None) for c in columns)))
+            members = func.nullif(members, _lit(""))
+        return _Part(_braced(members), or_(*(c.is_not(None) for c in columns)))
 
     def optional(self, part: _Part) -> ColumnElement[str]:
         """*part*'s text when it is present, else NULL."""
@@ -197,7 +201,11 @@ class _Json:
         return func.replace(shown, _lit(" "), _lit("T")) + _lit("Z")
 
     def joined(self, texts: ColumnElement[str], order_by: Sequence[Any], separator: str = ",") -> ColumnElement[str]:
-        """The aggregate concatenation of *texts*, in *order_by* order on PostgreSQL (see :meth:`array`)."""
+        """The aggregate concatenation of *texts*, in *order_by* order on PostgreSQL.
+
+        SQLite 3.40's ``group_concat`` takes no ORDER BY: its rows must arrive in order (an index or
+        an ordered subquery, see :func:`_values_members` and :func:`_groups_array`).
+        """
         if self.postgres:
             return func.string_agg(texts, aggregate_order_by(_lit(separator), *order_by))
         return func.group_concat(texts, _lit(separator))
@@ -207,15 +215,15 @@ def _values_members(j: _Json) -> ColumnElement[Any]:
     """``,"attribute":[element,…]`` for each of the user's multi-valued attributes, attributes by name."""
     v = _values.c
 
-    def sub(attr: str, col: str) -> _Part:
+    def sub(col: str) -> _Part:
         return j.boolean(v[col]) if col == "primary" else j.scalar(v[col])
 
     address_columns = _returned(ADDRESS_COLUMNS, s.USER_SCHEMA, "addresses")
     # One element shape serves every other attribute: they must all return the same sub-attributes.
     plain_columns, = {tuple(_returned(VALUE_COLUMNS, s.USER_SCHEMA, attribute).items())
                       for attribute in MULTI_VALUED if attribute != "addresses"}
-    address = j.object({attr: sub(attr, col) for attr, col in address_columns.items()})
-    plain = j.object({attr: sub(attr, col) for attr, col in plain_columns})
+    address = j.object({attr: sub(col) for attr, col in address_columns.items()})
+    plain = j.object({attr: sub(col) for attr, col in plain_columns})
     element = case((v.attribute == _lit("addresses", String), address), else_=plain)
     # On SQLite, the index (user_id, attribute, position) hands GROUP BY attribute the rows in that
     # order with no sort, so each group's aggregate reads its elements in position order (the parity
@@ -236,8 +244,7 @@ def _groups_array(j: _Json, base_url: Any) -> ColumnElement[Any]:
 
     *base_url* is the SCIM base URL as the inside of a JSON string; a group's id as text needs no
     quoting. Each element uses the id's text twice: on SQLite it is computed once, in the ordered
-    subquery (SQLite would evaluate the expression twice), which halved the time of a page whose
-    users are in three groups each.
+    subquery (SQLite would evaluate the expression twice).
     """
     g = _groups.c
     joined = _members.join(_groups, g.id == _members.c.group_id)
