@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -24,10 +26,40 @@ from scim_bridge.storage import session as storage_session
 from scim_bridge.storage.session import Storage
 
 
+class App(Flask):
+    """Flask, with the sync check of every hook and view remembered per function.
+
+    Flask asks ``ensure_sync`` about each hook and view on every request (five calls for a SCIM
+    GET), and each call asks ``inspect.iscoroutinefunction`` again: 2-3 % of a GET's CPU for an
+    answer that never changes. This app has no async views; should one be added, it is still
+    wrapped (the answer is remembered, not assumed).
+    """
+
+    _SYNC_CHECKS_KEPT = 1024
+    """How many answers are remembered; beyond that (bound methods of ever-new objects) it starts over."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Return *func*, or its synchronous wrapper when it is a coroutine function (as Flask does)."""
+        try:
+            return self._sync[func]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable callable: not remembered
+            return super().ensure_sync(func)
+        if len(self._sync) >= self._SYNC_CHECKS_KEPT:
+            self._sync.clear()
+        synced = self._sync[func] = super().ensure_sync(func)
+        return synced
+
+
 def create_app(settings: Settings | None = None, storage: Storage | None = None) -> Flask:
     """Build the Flask app from *settings* (default: the environment)."""
     settings = settings or Settings.from_env()
-    app = Flask(__name__, instance_relative_config=False)
+    app = App(__name__, instance_relative_config=False)
     app.config.update(
         SECRET_KEY=settings.secret_key or secrets.token_hex(32),
         MAX_CONTENT_LENGTH=settings.max_request_bytes,

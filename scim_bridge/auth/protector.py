@@ -17,14 +17,9 @@ from typing import NoReturn
 
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.integrations.flask_oauth2 import current_token
-from authlib.integrations.flask_oauth2 import token_authenticated
-from authlib.integrations.flask_oauth2.requests import FlaskJsonPayload
-from authlib.integrations.flask_oauth2.requests import FlaskJsonRequest
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749.requests import JsonRequest
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from flask import Flask
-from flask import Request
 from flask import g
 from flask import request
 
@@ -100,32 +95,6 @@ class HashedTokenValidator(BearerTokenValidator):
         return context
 
 
-class _HeadersRequest(FlaskJsonRequest):
-    """authlib's Flask request wrapper, whose ``uri`` is only built if something reads it.
-
-    Its ``headers`` are Flask's (a view of the WSGI environ), not a copy.
-    """
-
-    def __init__(self, flask_request: Request) -> None:  # noqa: D107 - the class docstring says it
-        # JsonRequest.__init__ stores ``headers or {}``: the truth test of Werkzeug's EnvironHeaders
-        # counts every header of the WSGI environ. The headers are set afterwards, as they are.
-        JsonRequest.__init__(self, flask_request.method, None)
-        self.headers = flask_request.headers
-        self.payload = FlaskJsonPayload(flask_request)
-        self._flask_request = flask_request
-
-    @property
-    def uri(self) -> str:
-        """Return the request's absolute URL (built on first use)."""
-        if self._uri is None:
-            self._uri = self._flask_request.url
-        return self._uri
-
-    @uri.setter
-    def uri(self, value: str | None) -> None:
-        self._uri = value
-
-
 class ScimAuthError(ScimError):
     """An authentication or authorization failure, rendered as a SCIM error with OAuth headers."""
 
@@ -168,16 +137,18 @@ class ScimResourceProtector(ResourceProtector):
     def acquire_token(self, scopes: Any = None, **kwargs: Any) -> TokenContext:
         """Validate the token, then count the request against its credential (429 beyond the limit).
 
-        As authlib's ``acquire_token``, except that the request handed to the validators is built
-        without the absolute URL, which bearer validation never reads and Werkzeug builds at some
-        cost (IRI decoding) on every request.
+        The steps are authlib's own (``parse_request_authorization``, the registered validator's
+        ``authenticate_token`` and ``validate_token``, whose errors the decorator renders), called
+        with Flask's request as it is: authlib's ``acquire_token`` first wraps it in a
+        ``JsonRequest`` (payload, headers, absolute URL) that bearer validation never reads, and
+        sends a ``token_authenticated`` signal that nothing here listens to.
         """
-        kwargs["scopes"] = scopes
-        for claim, value in kwargs.items():
-            if isinstance(value, str):
-                kwargs[claim] = [value]
-        token: TokenContext = self.validate_request(request=_HeadersRequest(request), **kwargs)
-        token_authenticated.send(self, token=token)
+        required = [scopes] if isinstance(scopes, str) else scopes
+        claims = {claim: [value] if isinstance(value, str) else value for claim, value in kwargs.items()}
+        validator, token_string = self.parse_request_authorization(request)
+        validator.validate_request(request)
+        token: TokenContext = validator.authenticate_token(token_string)
+        validator.validate_token(token, required, request, **claims)
         g.authlib_server_oauth2_token = token
         decision = _count_accepted(f"cred:{token.actor}")
         if not decision.allowed:

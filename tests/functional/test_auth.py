@@ -24,6 +24,42 @@ def test_missing_or_bad_token_is_401(client, header):
     assert response.mimetype == "application/scim+json"
 
 
+@pytest.mark.parametrize("header", [None, "", "Basic dXNlcjpwYXNz", "non-token"])
+def test_no_bearer_credentials_get_a_challenge_without_error_code(client, header):
+    # RFC 6750 §3.1: no error code when the request carried no (bearer) credentials at all.
+    headers = {"Authorization": header} if header is not None else {}
+    response = client.get("/scim/v2/Users", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="scim-bridge"'
+
+
+@pytest.mark.parametrize("header", ["Bearer sbt_unknown-token-value", "Bearer ", "Bearer"])
+def test_a_bad_bearer_token_gets_invalid_token(client, header):
+    response = client.get("/scim/v2/Users", headers={"Authorization": header})
+    assert response.status_code == 401
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith('Bearer realm="scim-bridge"')
+    if header.strip() != "Bearer":
+        assert 'error="invalid_token"' in challenge
+
+
+@pytest.mark.parametrize("scheme", ["Bearer {}", "bearer {}", "BEARER {}", "Bearer   {}"])
+def test_the_bearer_scheme_is_case_insensitive_and_spacing_tolerant(client, token, scheme):
+    # RFC 7235 §2.1: the auth-scheme is case-insensitive.
+    response = client.get("/scim/v2/Users", headers={"Authorization": scheme.format(token)})
+    assert response.status_code == 200
+
+
+def test_the_validated_token_is_the_current_token(app, token):
+    from scim_bridge.auth import current_context
+    from scim_bridge.auth.protector import require_oauth
+
+    with app.test_request_context("/scim/v2/Users", headers={"Authorization": f"Bearer {token}"}):
+        granted = require_oauth.acquire_token("scim:read")
+        assert current_context() is granted
+        assert "scim:read" in granted.get_scope().split()
+
+
 def test_expired_token_is_401(client, storage, tenant):
     from datetime import UTC
     from datetime import datetime

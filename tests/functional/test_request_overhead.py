@@ -2,7 +2,6 @@
 
 - Only the console has a cookie session: other paths get Flask's null session (no serializer, no
   cookie read, never a Set-Cookie), and the console still signs in.
-- The bearer check hands authlib a request whose absolute URL is built only if read.
 - The SCIM base URL is built once per scheme and host; each host still gets its own.
 - ``attributes``/``excludedAttributes`` lists are parsed once; callers get a list of their own.
 """
@@ -13,7 +12,6 @@ import pytest
 from flask.sessions import NullSession
 from flask.sessions import SecureCookieSession
 
-from scim_bridge.auth.protector import _HeadersRequest
 from scim_bridge.scim.errors import InvalidValue
 from scim_bridge.scim.filter.parser import parse_attribute_list
 
@@ -40,19 +38,6 @@ def test_scim_answers_set_no_cookie_even_when_sent_one(scim):
     response = scim.get("/ServiceProviderConfig")
     assert response.status_code == 200
     assert "Set-Cookie" not in response.headers
-
-
-def test_authlib_request_builds_its_url_only_when_read(app):
-    with app.test_request_context("/scim/v2/Users?filter=x", base_url="https://idp.example:8443",
-                                  headers={"Authorization": "Bearer abc"}):
-        from flask import request
-        wrapped = _HeadersRequest(request)
-        assert wrapped._uri is None
-        assert wrapped.headers["Authorization"] == "Bearer abc"
-        assert wrapped.method == "GET"
-        assert wrapped.uri == "https://idp.example:8443/scim/v2/Users?filter=x"
-        wrapped.uri = "https://elsewhere.example/"
-        assert wrapped.uri == "https://elsewhere.example/"
 
 
 def test_locations_follow_each_host(scim):
