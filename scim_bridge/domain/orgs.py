@@ -99,14 +99,21 @@ class OrgSync:
 
     # -- users -------------------------------------------------------------------------------------
 
-    def user_created(self, user: User, data: dict[str, Any]) -> None:
-        """Record a provisioned user: its Infinity fields and the default role (it is in no group yet)."""
+    def user_created(self, user: User, data: dict[str, Any], *, insert_now: bool = False) -> None:
+        """Record a provisioned user: its Infinity fields and the default role (it is in no group yet).
+
+        With *insert_now* (the user's row is in the database already) the state row is inserted at
+        once; otherwise it is staged for the next flush, after the user's.
+        """
         with self._hook():
             fields = self._fields(user, data)
             role = self._profile.roles.default
-            self._orgs.add_state(UserOrgState(user_id=user.id, tenant_id=self._tenant_id, role=role,
-                                              primary_org_pk=None, primary_org_conflict=False, user_fields=fields,
-                                              updated=utcnow()))
+            state = UserOrgState(user_id=user.id, tenant_id=self._tenant_id, role=role, primary_org_pk=None,
+                                 primary_org_conflict=False, user_fields=fields, updated=utcnow())
+            if insert_now:
+                self._orgs.insert_state(state)
+            else:
+                self._orgs.add_state(state)
             self._events.append(ev.USER_PROVISIONED, ev.user_subject(user.id), None, {**fields, "role": role})
 
     def user_updated(self, user: User, data: dict[str, Any]) -> None:

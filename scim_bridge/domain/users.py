@@ -194,8 +194,8 @@ class UserService:
         """Create a user from a POST body (RFC 7644 §3.3), or from what :meth:`prepare_create` built."""
         prepared = body if isinstance(body, PreparedUser) else self.prepare_create(body)
         with self._events_together():
-            self._stage(prepared)  # the user and its values, inserted at once
-            self._flush()  # its org state; then its event
+            self._stage(prepared)  # the user, its values and its org state, inserted at once
+            self._flush()  # anything a hook staged; then its event
         return prepared.user
 
     def create_together(self, bodies: list[Any]) -> list[User] | int:
@@ -350,7 +350,8 @@ class UserService:
             self._users.insert_values(values)
             self._written = _Written(user.id, values, fresh=True)
         if self._sync is not None:
-            self._sync.user_created(user, data)
+            # A single create inserted the user already: its org state goes in the same way.
+            self._sync.user_created(user, data, insert_now=self._batch is None)
 
     def _events_together(self) -> AbstractContextManager[None]:
         """Write the org-sync events queued inside the block when it ends (after the rows they describe)."""

@@ -102,6 +102,28 @@ def test_put_keeps_unchanged_value_rows_and_replaces_changed_ones(scim, engine):
         e["value"] for e in reordered["emails"]]
 
 
+def test_a_create_writes_each_of_its_rows_with_one_insert_in_order(scim, engine, tenant, db_session):
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        created = scim.post("/Users", FULL_USER)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+    assert created.status_code == 201
+    # (The request's rate-limit count, kept apart from the write, may insert its counter row.)
+    inserts = [s.split()[2] for s in statements if s.startswith("INSERT") and "rate_limit" not in s]
+    # The org state row goes in as a plain INSERT right after the user's rows (no ORM flush).
+    assert inserts == ["users", "user_values", "user_org_state", "events", "audit_events"]
+    state = db_session.get(UserOrgState, uuid.UUID(created.get_json()["id"]))
+    assert state is not None and state.tenant_id == tenant.id
+    assert state.primary_org_pk is None and state.primary_org_conflict is False and state.role
+    assert state.user_fields["user_name"] == FULL_USER["userName"]
+
+
 def _stored(db_session: Any, tenant_id: uuid.UUID, user_ids: list[uuid.UUID], prefix: str) -> list[Any]:
     """Return what is stored about *user_ids*, in order, with the prefix and ids taken out."""
     db_session.rollback()  # a fresh snapshot (SQLite keeps the one of the session's read transaction)
