@@ -17,12 +17,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import AuditEvent
+from scim_bridge.storage.prepared import PreparedInsert
 
 SUCCESS = "success"
 FAILURE = "failure"
@@ -99,10 +99,11 @@ def record(
 
 def insert_all(session: Session, events: list[AuditEvent]) -> None:
     """Insert events collected by ``record(..., into=...)`` with one statement (their ids are not read back)."""
-    if events:
-        columns = [column.key for column in AuditEvent.__table__.columns if column.key != "id"]
-        session.execute(insert(AuditEvent.__table__), [{key: getattr(event, key) for key in columns}
-                                                        for event in events])
+    _INSERT.run(session, [{key: getattr(event, key) for key in _COLUMNS} for event in events])
+
+
+_INSERT = PreparedInsert(AuditEvent.__table__)
+_COLUMNS = tuple(column.key for column in _INSERT.columns)
 
 
 def record_scim_write(

@@ -30,6 +30,7 @@ from scim_bridge.storage.models import OrgMembership
 from scim_bridge.storage.models import Tenant
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserOrgState
+from scim_bridge.storage.prepared import PreparedInsert
 from scim_bridge.storage.repositories.common import chunked
 from scim_bridge.storage.repositories.common import dialect_name
 from scim_bridge.storage.repositories.common import unindexed
@@ -287,7 +288,7 @@ class OrgRepository:
         For a user just inserted the same way (a single create): the ORM's flush of one new row
         cost a quarter of the time a create holds the write lock. Every column is sent.
         """
-        self._session.execute(_INSERT_STATE, [{key: getattr(state, key) for key in _STATE_COLUMNS}])
+        _INSERT_STATE.run(self._session, [{key: getattr(state, key) for key in _STATE_COLUMNS}])
 
     def views_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, UserOrgView]:
         """Return the SCIM extension view of several users in one query (state + memberships + orgs)."""
@@ -325,10 +326,8 @@ class OrgRepository:
 
     def append_events(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert event rows in one statement."""
-        if rows:
-            # The table, not the entity: a plain executemany, without the ORM's bulk-insert machinery.
-            self._session.execute(insert(ChangeEvent.__table__),
-                                  [{"tenant_id": self._tenant_id, **row} for row in rows])
+        # The table, not the entity: a plain INSERT, without the ORM's bulk-insert machinery.
+        _INSERT_EVENTS.run(self._session, [{"tenant_id": self._tenant_id, **row} for row in rows])
 
     def events_after(self, cursor: int, limit: int) -> list[ChangeEvent]:
         """Return up to *limit* events with an id above *cursor*, oldest first."""
@@ -337,7 +336,8 @@ class OrgRepository:
         return list(self._session.scalars(stmt))
 
 
-_INSERT_STATE = insert(UserOrgState.__table__)
+_INSERT_STATE = PreparedInsert(UserOrgState.__table__)
+_INSERT_EVENTS = PreparedInsert(ChangeEvent.__table__)
 _STATE_COLUMNS = tuple(column.key for column in UserOrgState.__table__.columns)
 
 # Built once: every write that appends events runs it.

@@ -20,7 +20,6 @@ from sqlalchemy import Uuid
 from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
-from sqlalchemy import insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import or_
 from sqlalchemy import select
@@ -32,6 +31,7 @@ from scim_bridge.storage.models import GroupMember
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserCount
 from scim_bridge.storage.models import UserValue
+from scim_bridge.storage.prepared import PreparedInsert
 from scim_bridge.storage.prepared import PreparedRead
 from scim_bridge.storage.repositories.common import chunked
 from scim_bridge.storage.repositories.common import dialect_name
@@ -175,7 +175,8 @@ def _group_order(group: list[Any]) -> tuple[str, str]:
 
 _USER_COLUMNS = tuple(column.name for column in _users.columns)
 _USER_ATTRIBUTE_COLUMNS = tuple((attr.key, attr.columns[0]) for attr in sa_inspect(User).column_attrs)
-_INSERT_USER = insert(_users)
+_INSERT_USER = PreparedInsert(_users)
+_INSERT_VALUES = PreparedInsert(UserValue.__table__)
 
 
 Holder = tuple[uuid.UUID, str, str | None]
@@ -368,9 +369,7 @@ class UserRepository:
 
         The rows stay out of the session: Bulk, which writes this way, never reads them again.
         """
-        if rows:
-            self._session.execute(insert(UserValue.__table__),
-                                  [{key: getattr(row, key) for key in _CONTENT + ("user_id",)} for row in rows])
+        _INSERT_VALUES.run(self._session, [{key: getattr(row, key) for key in _CONTENT + ("user_id",)} for row in rows])
 
     def add(self, user: User) -> None:
         """Stage a new user."""
@@ -384,7 +383,7 @@ class UserRepository:
         """
         state = user.__dict__
         row = {column.key: state[attr] for attr, column in _USER_ATTRIBUTE_COLUMNS if attr in state}
-        self._session.execute(_INSERT_USER, [row])
+        _INSERT_USER.run(self._session, [row])
 
     def delete(self, user: User) -> None:
         """Delete *user*; memberships and values go with it (ON DELETE CASCADE)."""
