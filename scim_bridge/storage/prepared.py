@@ -220,6 +220,8 @@ class PreparedInsert:
         for column in self.columns:
             if column.server_default is not None:
                 raise ValueError(f"{table.name}.{column.key}: server-side defaults are not supported")
+            if column.default is not None and not (column.default.is_callable or column.default.is_scalar):
+                raise ValueError(f"{table.name}.{column.key}: only scalar and callable defaults are supported")
         self._compiled: dict[str, _CompiledInsert] = {}
 
     def run(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -282,12 +284,12 @@ class PreparedInsert:
 
 
 def _default(column: Any) -> Any:
-    """Return the Python-side default of *column* for a new row (``None`` without one)."""
+    """Return the Python-side default of *column* for a new row (``None`` without one).
+
+    A callable default is called without an execution context (SQLAlchemy wraps zero-argument
+    callables to take one; the models' defaults take none).
+    """
     default = column.default
     if default is None:
         return None
-    if default.is_callable:
-        return default.arg(None)  # SQLAlchemy wraps zero-argument callables to take a context
-    if default.is_scalar:
-        return default.arg
-    raise ValueError(f"{column}: only scalar and callable defaults are supported")
+    return default.arg(None) if default.is_callable else default.arg

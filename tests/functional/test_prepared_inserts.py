@@ -184,3 +184,10 @@ def test_tables_with_server_defaults_are_refused():
                   Column("name", String(10), server_default="x"))
     with pytest.raises(ValueError, match="server-side defaults"):
         PreparedInsert(table)
+
+
+def test_sql_expression_defaults_are_refused():
+    table = Table("with_sql_default", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("name", String(10), default=text("'x'")))
+    with pytest.raises(ValueError, match="scalar and callable"):
+        PreparedInsert(table)

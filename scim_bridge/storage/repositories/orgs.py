@@ -338,7 +338,7 @@ class OrgRepository:
 
 _INSERT_STATE = PreparedInsert(UserOrgState.__table__)
 _INSERT_EVENTS = PreparedInsert(ChangeEvent.__table__)
-_STATE_COLUMNS = tuple(column.key for column in UserOrgState.__table__.columns)
+_STATE_COLUMNS = tuple(column.key for column in _INSERT_STATE.columns)
 
 # Built once: every write that appends events runs it.
 _LOCK_TENANT = select(Tenant.id).where(Tenant.id == bindparam("tenant_id")).with_for_update(key_share=True)
