@@ -128,22 +128,9 @@ class ReadLease:
                           if compiled.positional is not None else values)
         connection = self._checkout()
         cursor = connection.cursor()
-        events = self._engine.dispatch
-        try:
-            if events.before_cursor_execute:
-                events.before_cursor_execute(None, cursor, compiled.sql, arguments, None, False)
-            cursor.execute(compiled.sql, arguments)
-            if events.after_cursor_execute:
-                events.after_cursor_execute(None, cursor, compiled.sql, arguments, None, False)
+        with _Sent(dialect, connection.dbapi_connection, cursor, compiled.sql, arguments, self._lose):
+            _execute(self._engine.dispatch, None, cursor, compiled.sql, arguments, many=False)
             raw = cursor.fetchall()
-        except dialect.loaded_dbapi.Error as exc:
-            lost = dialect.is_disconnect(exc, connection.dbapi_connection, cursor)
-            if lost:
-                self._lose(exc)
-            raise DBAPIError.instance(compiled.sql, arguments, exc, dialect.loaded_dbapi.Error,
-                                      connection_invalidated=lost, dialect=dialect) from exc
-        finally:
-            cursor.close()
         rows = []
         for fetched in raw:
             row = list(fetched)
@@ -178,6 +165,53 @@ class ReadLease:
         connection.invalidate(error)
         # Its siblings in the pool are most likely dead too (a server restart): start afresh.
         self._engine.dispose(close=False)
+
+
+def _execute(dispatch: Any, connection: Any, cursor: Any, sql: str, parameters: Any, *, many: bool) -> None:
+    """Send *sql* on *cursor*, firing the engine's cursor events around it as SQLAlchemy does."""
+    if dispatch.before_cursor_execute:
+        dispatch.before_cursor_execute(connection, cursor, sql, parameters, None, many)
+    if many:
+        cursor.executemany(sql, parameters)
+    else:
+        cursor.execute(sql, parameters)
+    if dispatch.after_cursor_execute:
+        dispatch.after_cursor_execute(connection, cursor, sql, parameters, None, many)
+
+
+class _Sent:
+    """Around a statement sent on a DBAPI cursor: driver errors become SQLAlchemy's, the cursor closes.
+
+    A lost connection (the dialect's ``is_disconnect``) is handed to *on_lost* first and reported
+    with ``connection_invalidated``, which the app answers with 503.
+    """
+
+    __slots__ = ("_cursor", "_dbapi_connection", "_dialect", "_on_lost", "_parameters", "_sql")
+
+    def __init__(self, dialect: Dialect, dbapi_connection: Any, cursor: Any, sql: str, parameters: Any,
+                 on_lost: Callable[[BaseException], Any]) -> None:
+        self._dialect, self._dbapi_connection, self._cursor = dialect, dbapi_connection, cursor
+        self._sql, self._parameters, self._on_lost = sql, parameters, on_lost
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: Any) -> None:
+        dialect = self._dialect
+        if error is None or not isinstance(error, dialect.loaded_dbapi.Error):
+            self._cursor.close()
+            return
+        try:
+            lost = dialect.is_disconnect(error, self._dbapi_connection, self._cursor)
+        finally:
+            try:
+                self._cursor.close()
+            except dialect.loaded_dbapi.Error:
+                pass  # the cursor of a dead connection: the error that matters is the first one
+        if lost:
+            self._on_lost(error)  # closes the DBAPI connection: the cursor must be closed before
+        raise DBAPIError.instance(self._sql, self._parameters, error, dialect.loaded_dbapi.Error,
+                                  connection_invalidated=lost, dialect=dialect) from error
 
 
 CURSOR_ROWS_AT_MOST = 50
@@ -240,26 +274,10 @@ class PreparedInsert:
         arguments: list[Any] = [self._values(compiled, row) for row in rows]
         many = len(arguments) > 1
         parameters: Any = arguments if many else arguments[0]
-        fairy = connection.connection
-        cursor = fairy.dbapi_connection.cursor()
-        events = connection.dispatch
-        try:
-            if events.before_cursor_execute:
-                events.before_cursor_execute(connection, cursor, compiled.sql, parameters, None, many)
-            if many:
-                cursor.executemany(compiled.sql, arguments)
-            else:
-                cursor.execute(compiled.sql, parameters)
-            if events.after_cursor_execute:
-                events.after_cursor_execute(connection, cursor, compiled.sql, parameters, None, many)
-        except dialect.loaded_dbapi.Error as exc:
-            lost = dialect.is_disconnect(exc, fairy.dbapi_connection, cursor)
-            if lost:
-                connection.invalidate(exc)
-            raise DBAPIError.instance(compiled.sql, parameters, exc, dialect.loaded_dbapi.Error,
-                                      connection_invalidated=lost, dialect=dialect) from exc
-        finally:
-            cursor.close()
+        dbapi_connection = connection.connection.dbapi_connection
+        cursor = dbapi_connection.cursor()
+        with _Sent(dialect, dbapi_connection, cursor, compiled.sql, parameters, connection.invalidate):
+            _execute(connection.dispatch, connection, cursor, compiled.sql, parameters, many=many)
 
     def _values(self, compiled: _CompiledInsert, row: Mapping[str, Any]) -> Any:
         values = []

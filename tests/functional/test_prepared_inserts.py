@@ -191,3 +191,24 @@ def test_sql_expression_defaults_are_refused():
                   Column("name", String(10), default=text("'x'")))
     with pytest.raises(ValueError, match="scalar and callable"):
         PreparedInsert(table)
+
+
+def test_a_lost_connection_is_invalidated_and_reported_as_such(storage, tenant, monkeypatch):
+    """A driver error the dialect calls a disconnect: the connection is invalidated, the error says so (503)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from scim_bridge.storage.engine import is_disconnect
+
+    dialect = storage.engine.dialect
+    monkeypatch.setattr(dialect, "is_disconnect", lambda *_args: True)
+    invalidated: list[BaseException | None] = []
+    with pytest.raises(DBAPIError) as raised:
+        with cli_unit_of_work(storage) as session:
+            connection = session.connection()
+            original = connection.invalidate
+            monkeypatch.setattr(connection, "invalidate",
+                                lambda exception=None: invalidated.append(exception) or original(exception))
+            # NOT NULL violated: any driver error will do once the dialect calls it a disconnect.
+            PreparedInsert(User.__table__).run(session, [_user_row(tenant.id, "lost@example.com", user_name=None)])
+    assert raised.value.connection_invalidated and is_disconnect(raised.value)
+    assert len(invalidated) == 1 and invalidated[0] is raised.value.orig
