@@ -128,9 +128,13 @@ class ReadLease:
                           if compiled.positional is not None else values)
         connection = self._checkout()
         cursor = connection.cursor()
-        with _Sent(dialect, connection.dbapi_connection, cursor, compiled.sql, arguments, self._lose):
+        try:
             _execute(self._engine.dispatch, None, cursor, compiled.sql, arguments, many=False)
             raw = cursor.fetchall()
+        except BaseException as exc:
+            _failed(dialect, connection.dbapi_connection, cursor, compiled.sql, arguments, exc, self._lose)
+            raise
+        cursor.close()
         rows = []
         for fetched in raw:
             row = list(fetched)
@@ -179,39 +183,28 @@ def _execute(dispatch: Any, connection: Any, cursor: Any, sql: str, parameters: 
         dispatch.after_cursor_execute(connection, cursor, sql, parameters, None, many)
 
 
-class _Sent:
-    """Around a statement sent on a DBAPI cursor: driver errors become SQLAlchemy's, the cursor closes.
+def _failed(dialect: Dialect, dbapi_connection: Any, cursor: Any, sql: str, parameters: Any, error: BaseException,
+            on_lost: Callable[[BaseException], Any]) -> None:
+    """Close *cursor* after *error*; raise a driver error as SQLAlchemy's, handing a lost connection to *on_lost*.
 
-    A lost connection (the dialect's ``is_disconnect``) is handed to *on_lost* first and reported
-    with ``connection_invalidated``, which the app answers with 503.
+    Other errors are left to the caller to re-raise. A lost connection (the dialect's
+    ``is_disconnect``) is reported with ``connection_invalidated``, which the app answers with 503;
+    *on_lost* closes the DBAPI connection, so the cursor is closed before it.
     """
-
-    __slots__ = ("_cursor", "_dbapi_connection", "_dialect", "_on_lost", "_parameters", "_sql")
-
-    def __init__(self, dialect: Dialect, dbapi_connection: Any, cursor: Any, sql: str, parameters: Any,
-                 on_lost: Callable[[BaseException], Any]) -> None:
-        self._dialect, self._dbapi_connection, self._cursor = dialect, dbapi_connection, cursor
-        self._sql, self._parameters, self._on_lost = sql, parameters, on_lost
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: Any) -> None:
-        dialect = self._dialect
-        if error is None or not isinstance(error, dialect.loaded_dbapi.Error):
-            self._cursor.close()
-            return
+    driver_error = isinstance(error, dialect.loaded_dbapi.Error)
+    try:
+        lost = driver_error and dialect.is_disconnect(error, dbapi_connection, cursor)
+    finally:
         try:
-            lost = dialect.is_disconnect(error, self._dbapi_connection, self._cursor)
-        finally:
-            try:
-                self._cursor.close()
-            except dialect.loaded_dbapi.Error:
-                pass  # the cursor of a dead connection: the error that matters is the first one
-        if lost:
-            self._on_lost(error)  # closes the DBAPI connection: the cursor must be closed before
-        raise DBAPIError.instance(self._sql, self._parameters, error, dialect.loaded_dbapi.Error,
-                                  connection_invalidated=lost, dialect=dialect) from error
+            cursor.close()
+        except dialect.loaded_dbapi.Error:
+            pass  # the cursor of a dead connection: the error that matters is the first one
+    if not driver_error:
+        return
+    if lost:
+        on_lost(error)
+    raise DBAPIError.instance(sql, parameters, error, dialect.loaded_dbapi.Error,
+                              connection_invalidated=lost, dialect=dialect) from error
 
 
 CURSOR_ROWS_AT_MOST = 50
@@ -276,8 +269,12 @@ class PreparedInsert:
         parameters: Any = arguments if many else arguments[0]
         dbapi_connection = connection.connection.dbapi_connection
         cursor = dbapi_connection.cursor()
-        with _Sent(dialect, dbapi_connection, cursor, compiled.sql, parameters, connection.invalidate):
+        try:
             _execute(connection.dispatch, connection, cursor, compiled.sql, parameters, many=many)
+        except BaseException as exc:
+            _failed(dialect, dbapi_connection, cursor, compiled.sql, parameters, exc, connection.invalidate)
+            raise
+        cursor.close()
 
     def _values(self, compiled: _CompiledInsert, row: Mapping[str, Any]) -> Any:
         values = []
