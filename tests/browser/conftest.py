@@ -64,8 +64,19 @@ def shots(database_url: str) -> Any:
     directory.mkdir(parents=True, exist_ok=True)
 
     def shoot(page: Any, name: str) -> Path:
+        from playwright.sync_api import Error as PlaywrightError  # present: the page came from it
+
         path = directory / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        # Headless Chromium now and then answers "Unable to capture screenshot" for a full-page
+        # capture on a busy machine; the page is fine and a second attempt succeeds.
+        for attempt in range(3):
+            try:
+                page.screenshot(path=str(path), full_page=True)
+                return path
+            except PlaywrightError as error:
+                if "Unable to capture screenshot" not in str(error) or attempt == 2:
+                    raise
+                page.wait_for_timeout(200)
         return path
 
     return shoot
