@@ -329,9 +329,9 @@ class UserService:
         return prepared.user
 
     def _stage(self, prepared: PreparedUser) -> None:
-        """Write a prepared user and its values (one by one), or stage them for the batch's flush (Bulk).
+        """Write a prepared user, its values and its org state now, or stage them for the batch's flush (Bulk).
 
-        Its org state is staged for the next flush and its event queued.
+        Its event is queued either way.
         """
         user, values, data = prepared.user, prepared.values, prepared.data
         if self._batch is not None:

@@ -365,9 +365,9 @@ class UserRepository:
         self._session.add_all(rows)
 
     def insert_values(self, rows: list[UserValue]) -> None:
-        """Insert the rows of users already flushed with one statement (ids are not read back).
+        """Insert the rows of users already written, with one statement (ids are not read back).
 
-        The rows stay out of the session: Bulk, which writes this way, never reads them again.
+        The rows stay out of the session: a create keeps them for its answer, Bulk never reads them again.
         """
         _INSERT_VALUES.run(self._session, [{key: getattr(row, key) for key in _CONTENT + ("user_id",)} for row in rows])
 
