@@ -15,6 +15,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
 
+from scim_bridge.storage.wal import AUTOCHECKPOINT_PAGES
+
 SQLITE_BEGIN_OPTION = "sqlite_begin"
 
 
@@ -104,6 +106,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # The service checkpoints after its writes, outside the write gate (storage.wal).
+        cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         # LIKE is case-sensitive on PostgreSQL; make SQLite agree, and lower() explicitly where
         # an attribute is caseExact=false.
         cursor.execute("PRAGMA case_sensitive_like=ON")

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy import Select
 from sqlalchemy import Table
@@ -171,6 +172,22 @@ class ReadLease:
         self._engine.dispose(close=False)
 
 
+def execute_on_cursor(connection: Connection, sql: str, parameters: Any = (), *, many: bool = False) -> None:
+    """Run *sql* on a DBAPI cursor of *connection* (a statement whose rows nobody reads), as SQLAlchemy would.
+
+    The engine's cursor events fire, driver errors become SQLAlchemy's, and a lost connection is
+    invalidated; without SQLAlchemy's execution bookkeeping (~15 µs a statement on SQLite).
+    """
+    dbapi_connection = connection.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()
+    try:
+        _execute(connection.dispatch, connection, cursor, sql, parameters, many=many)
+    except BaseException as exc:
+        _failed(connection.dialect, dbapi_connection, cursor, sql, parameters, exc, connection.invalidate)
+        raise
+    cursor.close()
+
+
 def _execute(dispatch: Any, connection: Any, cursor: Any, sql: str, parameters: Any, *, many: bool) -> None:
     """Send *sql* on *cursor*, firing the engine's cursor events around it as SQLAlchemy does."""
     if dispatch.before_cursor_execute:
@@ -223,6 +240,17 @@ class _CompiledInsert:
     """The bind processor of each column, in ``columns`` order."""
 
 
+@dataclass(frozen=True, slots=True)
+class BoundRows:
+    """Rows of a :class:`PreparedInsert`, bound for one dialect (:meth:`PreparedInsert.bind`)."""
+
+    insert: PreparedInsert
+    dialect: str
+    rows: list[Any]
+    """The statement's parameters, one per row (``cursor``), else the rows as given, for ``Session.execute``."""
+    cursor: bool
+
+
 class PreparedInsert:
     """An INSERT of whole rows into one table, run on the DBAPI cursor of the session's transaction.
 
@@ -253,28 +281,39 @@ class PreparedInsert:
 
     def run(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert *rows* (column key → value; missing columns take their defaults) in the session's transaction."""
-        if not rows:
-            return
+        if rows:
+            self.send(session, self.bind(session.get_bind().dialect, rows))
+
+    def bind(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> BoundRows:
+        """Turn *rows* into the statement's parameters for *dialect* now, to :meth:`send` later.
+
+        Defaults and bind processors run here: a create binds its rows before it waits for the
+        write lock, and only sends them while it holds it.
+        """
         if len(rows) > CURSOR_ROWS_AT_MOST:
-            session.execute(self.statement, list(rows))
+            return BoundRows(self, dialect.name, list(rows), cursor=False)
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = self._compile(dialect)
+        return BoundRows(self, dialect.name, [self._values(compiled, row) for row in rows], cursor=True)
+
+    def send(self, session: Session, bound: BoundRows) -> None:
+        """Insert rows bound by :meth:`bind` in the session's transaction."""
+        if bound.insert is not self:
+            raise ValueError(f"rows bound for {bound.insert.table.name}, not {self.table.name}")
+        if not bound.rows:
+            return
+        if not bound.cursor:
+            session.execute(self.statement, bound.rows)
             return
         session.flush()
         connection = session.connection()
         dialect = connection.dialect
-        compiled = self._compiled.get(dialect.name)
-        if compiled is None:
-            compiled = self._compiled[dialect.name] = self._compile(dialect)
-        arguments: list[Any] = [self._values(compiled, row) for row in rows]
-        many = len(arguments) > 1
-        parameters: Any = arguments if many else arguments[0]
-        dbapi_connection = connection.connection.dbapi_connection
-        cursor = dbapi_connection.cursor()
-        try:
-            _execute(connection.dispatch, connection, cursor, compiled.sql, parameters, many=many)
-        except BaseException as exc:
-            _failed(dialect, dbapi_connection, cursor, compiled.sql, parameters, exc, connection.invalidate)
-            raise
-        cursor.close()
+        if dialect.name != bound.dialect:
+            raise ValueError(f"rows bound for {bound.dialect}, sent to {dialect.name}")
+        many = len(bound.rows) > 1
+        execute_on_cursor(connection, self._compiled[dialect.name].sql, bound.rows if many else bound.rows[0],
+                          many=many)
 
     def _values(self, compiled: _CompiledInsert, row: Mapping[str, Any]) -> Any:
         values = []

@@ -18,6 +18,8 @@ from sqlalchemy.orm import sessionmaker
 from scim_bridge.storage.engine import SQLITE_BEGIN_OPTION
 from scim_bridge.storage.engine import build_engine
 from scim_bridge.storage.prepared import ReadLease
+from scim_bridge.storage.prepared import execute_on_cursor
+from scim_bridge.storage.wal import WalCheckpointer
 from scim_bridge.storage.write_gate import WriteGate
 
 EXTENSION_KEY = "scim_bridge.storage"
@@ -34,17 +36,20 @@ class Storage:
     """Sessions of HTTP requests: reads without a transaction, writes in :func:`unit_of_work`."""
     write_gate: WriteGate | None = None
     """Where the writers of an SQLite file queue, across processes (see :class:`WriteGate`)."""
+    checkpointer: WalCheckpointer | None = None
+    """What checkpoints an SQLite file's WAL after writes, outside the gate (see :class:`WalCheckpointer`)."""
 
     @classmethod
     def build(cls, url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 5) -> Storage:
         """Create the engine and the session factories for *url* (and the write gate of an SQLite file)."""
         engine = build_engine(url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
         reads = engine.execution_options(**_read_options(engine))
-        gate = None
+        gate = checkpointer = None
         if engine.dialect.name == "sqlite":
             gate = WriteGate.for_database(engine.url.database, busy_timeout_ms / 1000)
+            checkpointer = WalCheckpointer(engine)
         requests = sessionmaker(reads, class_=RequestSession, expire_on_commit=False, read_engine=engine)
-        return cls(engine, sessionmaker(engine, expire_on_commit=False), requests, gate)
+        return cls(engine, sessionmaker(engine, expire_on_commit=False), requests, gate, checkpointer)
 
     @property
     def is_sqlite(self) -> bool:
@@ -126,7 +131,9 @@ def unit_of_work() -> Iterator[Session]:
 
     On SQLite the transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue on
     the busy timeout instead of failing on a lock upgrade; before it, they queue on the storage's
-    write gate, which hands the lock over without the busy handler's sleeps.
+    write gate, which hands the lock over without the busy handler's sleeps. The connection is
+    checked out before the gate, and once the write has left it, it may checkpoint the WAL
+    (:class:`~scim_bridge.storage.wal.WalCheckpointer`): the gate is held only from BEGIN to COMMIT.
     """
     yield from _transaction(get_session(), get_storage())
 
@@ -142,14 +149,24 @@ def _transaction(session: Session, storage: Storage) -> Iterator[Session]:
         # Reads done earlier in the request (token lookup) end here; writes start a fresh
         # transaction (immediate on SQLite) and re-read what they depend on.
         session.commit()
-    with storage.write_gate.passed() if storage.write_gate is not None else nullcontext():
+    gate = storage.write_gate
+    if gate is None:
         session.connection(execution_options=storage.write_options)
+    else:
+        # Check the connection out before queueing: only the transaction needs the gate. "NONE":
+        # the engine's begin hook sends no BEGIN; BEGIN IMMEDIATE goes on the cursor, past the gate.
+        connection = session.connection(execution_options={SQLITE_BEGIN_OPTION: "NONE"})
+    with gate.passed() if gate is not None else nullcontext():
         try:
+            if gate is not None:
+                execute_on_cursor(connection, "BEGIN IMMEDIATE")
             yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
+    if storage.checkpointer is not None:
+        storage.checkpointer.after_write()
 
 
 cli_unit_of_work = contextmanager(standalone_unit_of_work)

@@ -212,3 +212,64 @@ def test_a_lost_connection_is_invalidated_and_reported_as_such(storage, tenant, 
             PreparedInsert(User.__table__).run(session, [_user_row(tenant.id, "lost@example.com", user_name=None)])
     assert raised.value.connection_invalidated and is_disconnect(raised.value)
     assert len(invalidated) == 1 and invalidated[0] is raised.value.orig
+
+
+def test_rows_bound_before_the_transaction_are_sent_in_it(storage, tenant):
+    """bind() processes rows without a statement or a transaction; send() inserts them later."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    users = PreparedInsert(User.__table__)
+    event.listen(storage.engine, "before_cursor_execute", record)
+    try:
+        with storage.sessionmaker() as session:
+            bound = users.bind(session.get_bind().dialect, [_user_row(tenant.id, "bound@example.com")])
+            assert seen == [] and not session.in_transaction()
+        with cli_unit_of_work(storage) as session:
+            users.send(session, bound)
+    finally:
+        event.remove(storage.engine, "before_cursor_execute", record)
+    assert [s for s in seen if s.startswith("INSERT")] == [users._compiled[storage.engine.dialect.name].sql]
+    with storage.sessionmaker() as session:
+        stored = session.scalars(select(User).where(User.tenant_id == tenant.id)).one()
+    assert stored.tenant_id == tenant.id and stored.active is True  # a Python default, given at bind time
+
+
+def test_bound_rows_go_only_to_their_table_and_dialect(storage, tenant):
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.dialects import sqlite
+
+    users, values = PreparedInsert(User.__table__), PreparedInsert(UserValue.__table__)
+    bound = users.bind(storage.engine.dialect, [_user_row(tenant.id, "wrong@example.com")])
+    other = postgresql.psycopg.dialect() if storage.is_sqlite else sqlite.pysqlite.dialect()
+    elsewhere = users.bind(other, [_user_row(tenant.id, "elsewhere@example.com")])
+    with cli_unit_of_work(storage) as session:
+        with pytest.raises(ValueError, match="rows bound for users, not user_values"):
+            values.send(session, bound)
+        with pytest.raises(ValueError, match=f"rows bound for {other.name}, sent to {storage.engine.dialect.name}"):
+            users.send(session, elsewhere)
+    with storage.sessionmaker() as session:
+        assert session.scalar(select(text("count(*)")).select_from(User.__table__)
+                              .where(User.tenant_id == tenant.id)) == 0
+
+
+def test_many_bound_rows_go_through_the_session(storage, tenant, monkeypatch):
+    monkeypatch.setattr(prepared, "CURSOR_ROWS_AT_MOST", 1)
+    users = PreparedInsert(User.__table__)
+    bound = users.bind(storage.engine.dialect, [_user_row(tenant.id, f"many{n}@example.com") for n in range(2)])
+    assert bound.cursor is False
+    with cli_unit_of_work(storage) as session:
+        users.send(session, bound)
+    with storage.sessionmaker() as session:
+        assert session.scalar(select(text("count(*)")).select_from(User.__table__)
+                              .where(User.tenant_id == tenant.id)) == 2
+
+
+def test_a_statement_on_the_cursor_fails_as_sqlalchemys_error(storage):
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError) as raised, cli_unit_of_work(storage) as session:
+        prepared.execute_on_cursor(session.connection(), "INSERT INTO no_such_table VALUES (1)")
+    assert "no_such_table" in str(raised.value) and not raised.value.connection_invalidated
