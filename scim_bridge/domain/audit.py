@@ -65,32 +65,33 @@ def record(
     remote_addr: str | None = None,
     into: list[AuditEvent] | None = None,
     direct: bool = False,
-) -> AuditEvent:
+) -> AuditEvent | None:
     """Add one audit event to *session* (it commits with the caller's transaction).
 
     With *into*, the event is appended there instead, for :func:`insert_all` to write with the
     others (Bulk writes the records of a batch of operations with one INSERT). With *direct*, it
-    is inserted at once with a plain INSERT instead of a flush of the ORM (cheaper; its ``id`` is
-    not read back).
+    is inserted at once with a plain INSERT instead of a flush of the ORM, and returns ``None``:
+    no mapped object is built (its ``id`` would not be read back anyway).
     """
-    event = AuditEvent(
-        occurred_at=utcnow(),
-        tenant_id=tenant_id,
-        client=scrub(client, 128),
-        action=action,
-        resource_type=resource_type,
-        resource_id=scrub(resource_id),
-        outcome=outcome,
-        status=status,
-        detail=scrub(detail),
-        request_id=request_id or None,
-        remote_addr=(remote_addr or None) and remote_addr[:64],
-    )
+    values = {
+        "occurred_at": utcnow(),
+        "tenant_id": tenant_id,
+        "client": scrub(client, 128),
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": scrub(resource_id),
+        "outcome": outcome,
+        "status": status,
+        "detail": scrub(detail),
+        "request_id": request_id or None,
+        "remote_addr": (remote_addr or None) and remote_addr[:64],
+    }
+    if direct:
+        _INSERT.run(session, [values])
+        return None
+    event = AuditEvent(**values)
     if into is not None:
         into.append(event)
-        return event
-    if direct:
-        insert_all(session, [event])
         return event
     session.add(event)
     session.flush()
@@ -120,7 +121,7 @@ def record_scim_write(
     detail: str | None = None,
     into: list[AuditEvent] | None = None,
     direct: bool = False,
-) -> AuditEvent:
+) -> AuditEvent | None:
     """Record one SCIM write (``create``/``replace``/``patch``/``delete``/``bulk``) of a resource."""
     return record(session, f"{resource_type.lower()}.{action}", outcome, tenant_id=tenant_id, client=client,
                   resource_type=resource_type, resource_id=resource_id, status=status, detail=detail,

@@ -42,6 +42,7 @@ from scim_bridge.storage.models import Group
 from scim_bridge.storage.models import Org
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserOrgState
+from scim_bridge.storage.prepared import BoundRows
 from scim_bridge.storage.repositories.common import unindexed
 from scim_bridge.storage.repositories.orgs import MembershipRow
 from scim_bridge.storage.repositories.orgs import OrgRepository
@@ -67,6 +68,15 @@ class MemberDelta:
         """Return the union of two deltas."""
         return MemberDelta(self.users_added | other.users_added, self.users_removed | other.users_removed,
                            self.groups_added | other.groups_added, self.groups_removed | other.groups_removed)
+
+
+@dataclass(frozen=True, slots=True)
+class NewUserState:
+    """A new user's org state, built before the write (:meth:`OrgSync.prepare_user`)."""
+
+    fields: dict[str, Any]
+    role: str | None
+    row: BoundRows
 
 
 @dataclass(slots=True)
@@ -99,21 +109,34 @@ class OrgSync:
 
     # -- users -------------------------------------------------------------------------------------
 
-    def user_created(self, user: User, data: dict[str, Any], *, insert_now: bool = False) -> None:
+    def prepare_user(self, user: User, data: dict[str, Any]) -> NewUserState:
+        """Build a new user's state row and its event's content, writing nothing (before the write lock).
+
+        For :meth:`user_created` of a user inserted at once (a single create, after ``insert_new``).
+        """
+        fields = self._fields(user, data)
+        role = self._profile.roles.default
+        row = self._orgs.bind_state({"user_id": user.id, "tenant_id": self._tenant_id, "role": role,
+                                     "primary_org_pk": None, "primary_org_conflict": False,
+                                     "user_fields": fields, "updated": utcnow()})
+        return NewUserState(fields, role, row)
+
+    def user_created(self, user: User, data: dict[str, Any], *, prepared: NewUserState | None = None) -> None:
         """Record a provisioned user: its Infinity fields and the default role (it is in no group yet).
 
-        With *insert_now* (the user's row is in the database already) the state row is inserted at
-        once; otherwise it is staged for the next flush, after the user's.
+        With *prepared* (from :meth:`prepare_user`; the user's row is in the database already) the
+        state row is inserted at once; otherwise it is staged for the next flush, after the user's.
         """
         with self._hook():
-            fields = self._fields(user, data)
-            role = self._profile.roles.default
-            state = UserOrgState(user_id=user.id, tenant_id=self._tenant_id, role=role, primary_org_pk=None,
-                                 primary_org_conflict=False, user_fields=fields, updated=utcnow())
-            if insert_now:
-                self._orgs.insert_state(state)
+            if prepared is not None:
+                fields, role = prepared.fields, prepared.role
+                self._orgs.insert_state(prepared.row)
             else:
-                self._orgs.add_state(state)
+                fields = self._fields(user, data)
+                role = self._profile.roles.default
+                self._orgs.add_state(UserOrgState(user_id=user.id, tenant_id=self._tenant_id, role=role,
+                                                  primary_org_pk=None, primary_org_conflict=False,
+                                                  user_fields=fields, updated=utcnow()))
             self._events.append(ev.USER_PROVISIONED, ev.user_subject(user.id), None, {**fields, "role": role})
 
     def user_updated(self, user: User, data: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from scim_bridge.domain.mapping import GroupRef
 from scim_bridge.domain.mapping import apply_scim_user
 from scim_bridge.domain.mapping import to_scim_user
 from scim_bridge.domain.mapping import user_values_from_scim
+from scim_bridge.domain.orgs import NewUserState
 from scim_bridge.domain.orgs import OrgSync
 from scim_bridge.domain.passwords import hash_password
 from scim_bridge.domain.query import ListQuery
@@ -44,6 +45,7 @@ from scim_bridge.storage.repositories.common import dialect_name
 from scim_bridge.storage.repositories.common import parse_id
 from scim_bridge.storage.repositories.orgs import OrgRepository
 from scim_bridge.storage.repositories.users import Holder
+from scim_bridge.storage.repositories.users import NewUserRows
 from scim_bridge.storage.repositories.users import UserReadView
 from scim_bridge.storage.repositories.users import UserRepository
 
@@ -174,21 +176,16 @@ class UserService:
     # -- writes --------------------------------------------------------------------------------
 
     def prepare_create(self, body: Any) -> PreparedUser:
-        """Check a POST body and build its user, writing nothing (before the write transaction).
+        """Check a POST body and build its user and its rows, writing nothing (before the write transaction).
 
-        Validation, the uniqueness query, the manager lookup and password hashing happen here, so
-        that a request holds the write's locks only to write. A userName or externalId taken by a
-        concurrent create in between still fails: the unique constraints refuse it at the flush,
-        which answers 409 as the check would.
+        Validation, the uniqueness query, the manager lookup, password hashing and the binding of
+        the INSERTs happen here, so that a request holds the write's locks only to send them. A
+        userName or externalId taken by a concurrent create in between still fails: the unique
+        constraints refuse it at the INSERT, which answers 409 as the check would.
         """
-        data = normalize(body, RESOURCE, self._options)
-        self._check_unique(data, None)
-        now = utcnow()
-        user = User(id=uuid.uuid4(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now)
-        apply_scim_user(user, data)
-        self._resolve_manager(user)
-        self._set_password(user, data)
-        return PreparedUser(user, user_values_from_scim(data, self._tenant_id), data)
+        user, values, data = self._build_new(body)
+        return PreparedUser(user, values, data, self._users.bind_new(user, values),
+                            self._sync.prepare_user(user, data) if self._sync is not None else None)
 
     def create(self, body: Any) -> User:
         """Create a user from a POST body (RFC 7644 §3.3), or from what :meth:`prepare_create` built."""
@@ -208,19 +205,19 @@ class UserService:
         its savepoint and runs the bodies one by one (for the exact per-operation outcome). A
         uniqueness race lost at the final flush raises :class:`Uniqueness` for the same reason.
         """
-        self._batch = _CreateBatch.prefetch(self._users, bodies)
+        self._batch = batch = _CreateBatch.prefetch(self._users, bodies)
         users: list[User] = []
         try:
             with self._events_together():
                 for position, body in enumerate(bodies):
                     try:
-                        users.append(self._stage_new(body))
+                        users.append(self._stage_new(batch, body))
                     except ScimError as error:
                         raise _BatchStopped(position) from error
                 self._flush()
                 # Their values go in with one executemany (the ORM would insert them one by one
                 # on SQLite, to read back each generated id).
-                self._users.insert_values(self._batch.values)
+                self._users.insert_values(batch.values)
         except _BatchStopped as stopped:
             return stopped.position
         except IntegrityError as exc:
@@ -322,36 +319,46 @@ class UserService:
             raise NotFound(f"User {user_id} not found")
         return user
 
-    def _stage_new(self, body: Any) -> User:
-        """Check a new user and write or stage it (see :meth:`_stage`)."""
-        prepared = self.prepare_create(body)
-        self._stage(prepared)
-        return prepared.user
+    def _build_new(self, body: Any) -> tuple[User, list[UserValue], dict[str, Any]]:
+        """Check a new user's body; return the user, its multi-valued rows and the normalized body."""
+        data = normalize(body, RESOURCE, self._options)
+        self._check_unique(data, None)
+        now = utcnow()
+        user = User(id=uuid.uuid4(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now)
+        apply_scim_user(user, data)
+        self._resolve_manager(user)
+        self._set_password(user, data)
+        return user, user_values_from_scim(data, self._tenant_id), data
+
+    def _stage_new(self, batch: _CreateBatch, body: Any) -> User:
+        """Check a new user of a batch and stage it, its values and its org state for the batch's flush (Bulk).
+
+        Its event is queued.
+        """
+        user, values, data = self._build_new(body)
+        self._users.add(user)
+        batch.claim(user, values)
+        if self._sync is not None:
+            self._sync.user_created(user, data)
+        return user
 
     def _stage(self, prepared: PreparedUser) -> None:
-        """Write a prepared user, its values and its org state now, or stage them for the batch's flush (Bulk).
+        """Write a prepared user, its values and its org state now, and queue its event (a single create).
 
-        Its event is queued either way.
+        Plain INSERTs of the rows :meth:`prepare_create` bound, not the ORM's unit of work (which
+        cost about half of a create's write transaction): nothing reads the new rows back as
+        mapped objects in this request, and only sending them is left for the time the write
+        holds its locks.
         """
-        user, values, data = prepared.user, prepared.values, prepared.data
-        if self._batch is not None:
-            self._users.add(user)
-            self._batch.claim(user, values)
-        else:
-            # Plain INSERTs, not the ORM's unit of work (which cost about half of a create's write
-            # transaction): nothing reads the new rows back as mapped objects in this request.
-            try:
-                self._users.insert_new(user)
-            except IntegrityError as exc:
-                # A concurrent request took the userName or externalId after our check.
-                raise Uniqueness("userName or externalId is already in use") from exc
-            for row in values:
-                row.user_id = user.id
-            self._users.insert_values(values)
-            self._written = _Written(user.id, values, fresh=True)
+        try:
+            self._users.insert_new(prepared.rows)
+        except IntegrityError as exc:
+            # A concurrent request took the userName or externalId after our check.
+            raise Uniqueness("userName or externalId is already in use") from exc
+        self._users.insert_new_values(prepared.rows)
+        self._written = _Written(prepared.user.id, prepared.values, fresh=True)
         if self._sync is not None:
-            # A single create inserted the user already: its org state goes in the same way.
-            self._sync.user_created(user, data, insert_now=self._batch is None)
+            self._sync.user_created(prepared.user, prepared.data, prepared=prepared.state)
 
     def _events_together(self) -> AbstractContextManager[None]:
         """Write the org-sync events queued inside the block when it ends (after the rows they describe)."""
@@ -407,6 +414,10 @@ class PreparedUser:
     values: list[UserValue]
     data: dict[str, Any]
     """The normalized body (the org sync reads it)."""
+    rows: NewUserRows
+    """The INSERTs of the user and its values, bound (a single create sends them)."""
+    state: NewUserState | None
+    """Its org state row and event content (a single create inserts it; ``None`` without org sync)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -208,3 +208,22 @@ def test_query_filters_and_tail(scim, storage, tenant):
 def test_scrub_redacts_secret_shapes():
     assert audit.scrub("leaked sbt_abcdefghijkl and sbs_zyxwvutsrq here") == "leaked [redacted] and [redacted] here"
     assert audit.scrub("sbc_client-id stays") == "sbc_client-id stays"
+
+
+def test_a_direct_record_stores_what_a_flushed_one_does(storage, tenant):
+    """``record(direct=True)`` (every SCIM write's success) inserts the row without building an AuditEvent."""
+    secret = "sbt_" + "x" * 20
+    common = dict(tenant_id=tenant.id, client=f"token:{secret}", resource_type="User", resource_id="r-1",
+                  status=201, detail=f"saw {secret}", request_id="req-1", remote_addr="203.0.113.9" * 8)
+    with storage.sessionmaker() as session, session.begin():
+        flushed = audit.record(session, "user.create", audit.SUCCESS, **common)
+        assert isinstance(flushed, audit.AuditEvent)
+        assert audit.record(session, "user.replace", audit.SUCCESS, direct=True, **common) is None
+    with storage.sessionmaker() as session:
+        first, second = audit.tail(session, tenant.id, 2)
+    skip = {"id", "action", "occurred_at"}
+    columns = [c.key for c in audit.AuditEvent.__table__.columns if c.key not in skip]
+    assert (first.action, second.action) == ("user.create", "user.replace")
+    assert {k: getattr(second, k) for k in columns} == {k: getattr(first, k) for k in columns}
+    assert "[redacted]" in second.client and secret not in second.detail and len(second.remote_addr) == 64
+    assert second.occurred_at >= first.occurred_at

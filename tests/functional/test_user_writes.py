@@ -264,6 +264,26 @@ def test_create_checks_and_hashes_outside_the_write_transaction(scim, storage, t
     assert again.status_code == 409 and again.get_json()["scimType"] == "uniqueness"
 
 
+def test_a_create_binds_its_rows_before_the_write_transaction(scim, storage, tenant, monkeypatch):
+    # The user's, its values' and its org state's INSERTs are bound (defaults, type processing) by
+    # prepare_create; inside the write transaction they are only sent.
+    from scim_bridge.storage.prepared import PreparedInsert
+    bound: list[tuple[str, bool]] = []
+    real_bind = PreparedInsert.bind
+
+    def observed(self: PreparedInsert, dialect: Any, rows: Any) -> Any:
+        bound.append((self.table.name, _write_lock_is_free(storage, tenant.id)))
+        return real_bind(self, dialect, rows)
+
+    monkeypatch.setattr(PreparedInsert, "bind", observed)
+    created = scim.post("/Users", FULL_USER)
+    assert created.status_code == 201, created.get_json()
+    before = [name for name, free in bound if free]
+    assert before[:3] == ["users", "user_values", "user_org_state"]
+    # What a concurrent writer could change goes in under the lock: the event and the audit record.
+    assert [name for name, free in bound if not free] == ["events", "audit_events"]
+
+
 def test_a_create_that_loses_the_uniqueness_race_after_its_check_answers_409(scim, monkeypatch):
     # Between prepare_create's check and the flush another create may take the userName: the
     # unique constraint refuses it and the answer is 409 uniqueness, with nothing written.

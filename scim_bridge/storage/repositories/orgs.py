@@ -30,6 +30,7 @@ from scim_bridge.storage.models import OrgMembership
 from scim_bridge.storage.models import Tenant
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserOrgState
+from scim_bridge.storage.prepared import BoundRows
 from scim_bridge.storage.prepared import PreparedInsert
 from scim_bridge.storage.repositories.common import chunked
 from scim_bridge.storage.repositories.common import dialect_name
@@ -282,13 +283,17 @@ class OrgRepository:
         """Stage a new state row."""
         self._session.add(state)
 
-    def insert_state(self, state: UserOrgState) -> None:
-        """Insert a new state row with one plain INSERT now; *state* stays out of the session.
+    def bind_state(self, row: dict[str, Any]) -> BoundRows:
+        """Build the INSERT of a new state row (column key → value) without sending it (see :meth:`insert_state`)."""
+        return _INSERT_STATE.bind(self._session.get_bind().dialect, [row])
+
+    def insert_state(self, row: BoundRows) -> None:
+        """Insert a state row bound by :meth:`bind_state` with one plain INSERT now.
 
         For a user just inserted the same way (a single create): the ORM's flush of one new row
-        cost a quarter of the time a create holds the write lock. Every column is sent.
+        cost a quarter of the time a create holds the write lock.
         """
-        _INSERT_STATE.run(self._session, [{key: getattr(state, key) for key in _STATE_COLUMNS}])
+        _INSERT_STATE.send(self._session, row)
 
     def views_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, UserOrgView]:
         """Return the SCIM extension view of several users in one query (state + memberships + orgs)."""
@@ -338,7 +343,6 @@ class OrgRepository:
 
 _INSERT_STATE = PreparedInsert(UserOrgState.__table__)
 _INSERT_EVENTS = PreparedInsert(ChangeEvent.__table__)
-_STATE_COLUMNS = tuple(column.key for column in _INSERT_STATE.columns)
 
 # Built once: every write that appends events runs it.
 _LOCK_TENANT = select(Tenant.id).where(Tenant.id == bindparam("tenant_id")).with_for_update(key_share=True)

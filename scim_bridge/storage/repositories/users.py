@@ -31,6 +31,7 @@ from scim_bridge.storage.models import GroupMember
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserCount
 from scim_bridge.storage.models import UserValue
+from scim_bridge.storage.prepared import BoundRows
 from scim_bridge.storage.prepared import PreparedInsert
 from scim_bridge.storage.prepared import PreparedRead
 from scim_bridge.storage.repositories.common import chunked
@@ -369,27 +370,52 @@ class UserRepository:
 
         The rows stay out of the session: a create keeps them for its answer, Bulk never reads them again.
         """
-        _INSERT_VALUES.run(self._session, [{key: getattr(row, key) for key in _CONTENT + ("user_id",)} for row in rows])
+        _INSERT_VALUES.run(self._session, [_value_row(row) for row in rows])
 
     def add(self, user: User) -> None:
         """Stage a new user."""
         self._session.add(user)
 
-    def insert_new(self, user: User) -> None:
-        """Insert a new user with one plain INSERT now; *user* stays out of the session.
+    def bind_new(self, user: User, values: list[UserValue]) -> NewUserRows:
+        """Build the INSERTs of a new user and its values without sending them (see :meth:`insert_new`).
 
         Only the attributes that were set are sent (the others take their column defaults, as a
-        flush would give them).
+        flush would give them). *values* are given the user's id.
         """
+        for row in values:
+            row.user_id = user.id
         state = user.__dict__
-        row = {column.key: state[attr] for attr, column in _USER_ATTRIBUTE_COLUMNS if attr in state}
-        _INSERT_USER.run(self._session, [row])
+        dialect = self._session.get_bind().dialect
+        return NewUserRows(
+            _INSERT_USER.bind(dialect, [{column.key: state[attr] for attr, column in _USER_ATTRIBUTE_COLUMNS
+                                         if attr in state}]),
+            _INSERT_VALUES.bind(dialect, [_value_row(row) for row in values]))
+
+    def insert_new(self, rows: NewUserRows) -> None:
+        """Insert a new user bound by :meth:`bind_new` with one plain INSERT; the user stays out of the session."""
+        _INSERT_USER.send(self._session, rows.user)
+
+    def insert_new_values(self, rows: NewUserRows) -> None:
+        """Insert the values bound by :meth:`bind_new` (after :meth:`insert_new`), with one statement."""
+        _INSERT_VALUES.send(self._session, rows.values)
 
     def delete(self, user: User) -> None:
         """Delete *user*; memberships and values go with it (ON DELETE CASCADE)."""
         self._session.execute(delete(GroupMember).where(GroupMember.user_id == user.id))
         self._session.execute(delete(UserValue).where(UserValue.user_id == user.id))
         self._session.delete(user)
+
+
+@dataclass(frozen=True, slots=True)
+class NewUserRows:
+    """The bound INSERTs of a new user and of its multi-valued rows (:meth:`UserRepository.bind_new`)."""
+
+    user: BoundRows
+    values: BoundRows
+
+
+def _value_row(row: UserValue) -> dict[str, Any]:
+    return {key: getattr(row, key) for key in _CONTENT + ("user_id",)}
 
 
 def _content(row: UserValue) -> tuple[str, ...]:
