@@ -44,10 +44,14 @@ _SECRET_SHAPE = re.compile(r"sb[ts]_[A-Za-z0-9_\-]{6,}")
 
 
 def scrub(text: str | None, limit: int = 255) -> str | None:
-    """Return *text* with secret-shaped substrings redacted, cut to *limit* characters."""
+    """Return *text* with secret-shaped substrings redacted and NUL characters replaced, cut to *limit* characters.
+
+    PostgreSQL's text cannot hold NUL, and a request may carry one (``PUT /Users/%00``): its
+    audit record keeps U+FFFD in its place instead of failing to be written.
+    """
     if text is None:
         return None
-    return _SECRET_SHAPE.sub("[redacted]", text)[:limit]
+    return _SECRET_SHAPE.sub("[redacted]", text).replace("\x00", "\ufffd")[:limit]
 
 
 def record(

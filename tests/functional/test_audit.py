@@ -227,3 +227,21 @@ def test_a_direct_record_stores_what_a_flushed_one_does(storage, tenant):
     assert {k: getattr(second, k) for k in columns} == {k: getattr(first, k) for k in columns}
     assert "[redacted]" in second.client and secret not in second.detail and len(second.remote_addr) == 64
     assert second.occurred_at >= first.occurred_at
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+def test_a_write_to_an_id_with_a_nul_is_answered_and_audited(scim, storage, tenant, method):
+    # PostgreSQL's text cannot hold NUL: the audit record keeps U+FFFD in its place.
+    body = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    if method == "PUT":
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "nul@example.com"}
+    answer = scim.request(method, "/Users/%00", body if method != "DELETE" else None)
+    assert answer.status_code == 404, answer.get_json()
+    action = {"PUT": "user.replace", "PATCH": "user.patch", "DELETE": "user.delete"}[method]
+    event = last(storage, tenant.id, action)
+    assert event["outcome"] == audit.FAILURE and event["status"] == 404
+    assert event["resource_id"] == "\ufffd"
+
+
+def test_scrub_replaces_nul_characters():
+    assert audit.scrub("a\x00b") == "a\ufffdb"
