@@ -419,6 +419,11 @@ class PreparedUser:
     state: NewUserState | None
     """Its org state row and event content (a single create inserts it; ``None`` without org sync)."""
 
+    @property
+    def resource_id(self) -> str:
+        """The new user's id (what the write's audit record names)."""
+        return str(self.user.id)
+
 
 @dataclass(frozen=True, slots=True)
 class _Written:

@@ -116,8 +116,9 @@ def test_a_create_writes_each_of_its_rows_with_one_insert_in_order(scim, engine,
     assert created.status_code == 201
     # (The request's rate-limit count, kept apart from the write, may insert its counter row.)
     inserts = [s.split()[2] for s in statements if s.startswith("INSERT") and "rate_limit" not in s]
-    # The org state row goes in as a plain INSERT right after the user's rows (no ORM flush).
-    assert inserts == ["users", "user_values", "user_org_state", "events", "audit_events"]
+    # The success audit record goes first (the user's id is known before the write); the org
+    # state row goes in as a plain INSERT right after the user's rows (no ORM flush).
+    assert inserts == ["audit_events", "users", "user_values", "user_org_state", "events"]
     state = db_session.get(UserOrgState, uuid.UUID(created.get_json()["id"]))
     assert state is not None and state.tenant_id == tenant.id
     assert state.primary_org_pk is None and state.primary_org_conflict is False and state.role
@@ -280,8 +281,44 @@ def test_a_create_binds_its_rows_before_the_write_transaction(scim, storage, ten
     assert created.status_code == 201, created.get_json()
     before = [name for name, free in bound if free]
     assert before[:3] == ["users", "user_values", "user_org_state"]
-    # What a concurrent writer could change goes in under the lock: the event and the audit record.
-    assert [name for name, free in bound if not free] == ["events", "audit_events"]
+    # The event goes in under the lock (its id is the tenant's cursor), and so does everything on
+    # SQLite, whose write lock is the transaction's; on PostgreSQL the audit record goes in before
+    # the tenant's event lock is taken.
+    under_lock = [name for name, free in bound if not free]
+    assert under_lock == (["audit_events", "events"] if storage.is_sqlite else ["events"])
+
+
+@pytest.mark.parametrize("write", ["create", "replace", "patch", "delete"])
+def test_a_writes_audit_record_goes_in_before_the_tenants_event_lock(scim, engine, write):
+    # PostgreSQL serializes a tenant's event appends on a row lock held until COMMIT: the success
+    # record, whose resource is known up front, is inserted before the write takes it.
+    user = scim.post("/Users", body_of("early-audit", 1)).get_json()
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    path = f"/Users/{user['id']}"
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        if write == "create":
+            answer = scim.post("/Users", body_of("early-audit", 2))
+        elif write == "replace":
+            answer = scim.put(path, {**body_of("early-audit", 1), "active": False})
+        elif write == "patch":
+            answer = scim.patch(path, {"schemas": [PATCH_OP_SCHEMA],
+                                       "Operations": [{"op": "replace", "path": "active", "value": False}]})
+        else:
+            answer = scim.delete(path)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+    assert answer.status_code in (200, 201, 204), answer.get_json()
+    audit_at = next(n for n, s in enumerate(statements) if s.startswith("INSERT INTO audit_events"))
+    events_at = next(n for n, s in enumerate(statements) if s.startswith("INSERT INTO events"))
+    locks = [n for n, s in enumerate(statements) if "FOR NO KEY UPDATE" in s and "tenants" in s]
+    assert audit_at < events_at
+    if engine.dialect.name == "postgresql":
+        assert locks and audit_at < locks[0]
 
 
 def test_a_create_that_loses_the_uniqueness_race_after_its_check_answers_409(scim, monkeypatch):
