@@ -30,6 +30,7 @@ from scim_bridge.scim.rendered import RenderedArray
 from scim_bridge.scim.resource import Options
 from scim_bridge.scim.resource import normalize
 from scim_bridge.storage import scim_sql
+from scim_bridge.storage.base import new_id
 from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import Group
 from scim_bridge.storage.repositories.common import parse_id
@@ -137,7 +138,7 @@ class GroupService:
         self._check_unique(data, None)
         members = self.resolve_members(data.get("members") or [], None)
         now = utcnow()
-        group = Group(id=uuid.uuid4(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now,
+        group = Group(id=new_id(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now,
                       display_name=data["displayName"], display_name_key=fold(data["displayName"]) or "",
                       external_id=data.get("externalId"), iam_org_id=_iam_org_id(data))
         self._groups.add(group)

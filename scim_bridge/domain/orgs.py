@@ -37,6 +37,7 @@ from scim_bridge.mappings.model import OrgCandidate
 from scim_bridge.mappings.model import OrgDecision
 from scim_bridge.mappings.model import Profile
 from scim_bridge.scim.errors import ScimError
+from scim_bridge.storage.base import new_id
 from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import Group
 from scim_bridge.storage.models import Org
@@ -407,7 +408,7 @@ class OrgSync:
         existing = self._orgs.by_org_id(decision.org_id, for_update=True)
         if existing is None:
             now = utcnow()
-            org = Org(id=uuid.uuid4(), tenant_id=self._tenant_id, org_id=decision.org_id, name=decision.name,
+            org = Org(id=new_id(), tenant_id=self._tenant_id, org_id=decision.org_id, name=decision.name,
                       source=IDP, group_id=group.id, name_locked=False, orphaned=False, version=1, created=now,
                       last_modified=now)
             self._orgs.add(org)
@@ -541,7 +542,7 @@ class OrgSync:
         The caller has checked *org_id* and *name* (the CLI and the admin surfaces check differently).
         """
         now = utcnow()
-        org = Org(id=uuid.uuid4(), tenant_id=self._tenant_id, org_id=org_id, name=name, source=MANUAL,
+        org = Org(id=new_id(), tenant_id=self._tenant_id, org_id=org_id, name=name, source=MANUAL,
                   group_id=None, name_locked=True, orphaned=False, version=1, created=now, last_modified=now)
         self._orgs.add(org)
         self._events.append(ev.ORG_CREATED, ev.org_subject(org.id), None,

@@ -38,6 +38,7 @@ from scim_bridge.scim.rendered import RenderedObject
 from scim_bridge.scim.resource import Options
 from scim_bridge.scim.resource import normalize
 from scim_bridge.storage import scim_sql
+from scim_bridge.storage.base import new_id
 from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserValue
@@ -324,7 +325,7 @@ class UserService:
         data = normalize(body, RESOURCE, self._options)
         self._check_unique(data, None)
         now = utcnow()
-        user = User(id=uuid.uuid4(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now)
+        user = User(id=new_id(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now)
         apply_scim_user(user, data)
         self._resolve_manager(user)
         self._set_password(user, data)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from datetime import UTC
 from datetime import datetime
@@ -57,6 +59,24 @@ class UTCDateTime(TypeDecorator[datetime]):
 def utcnow() -> datetime:
     """Return the current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
+
+
+_UUID7_VERSION_AND_VARIANT = (0x7 << 76) | (0x2 << 62)
+_UUID7_RANDOM = ((1 << 80) - 1) & ~((0xF << 76) | (0x3 << 62))
+
+
+def new_id() -> uuid.UUID:
+    """Return a new resource id: a UUID version 7 (RFC 9562 §5.7), its first 48 bits the time in ms.
+
+    Version 4 ids put every new row at a random place in each index that leads with the id (the
+    users' primary key, their org state's, their values' index by user): one more page to read
+    and rewrite per index and insert once a tenant's indexes outgrow the caches. Ids in time
+    order append to the end of those indexes instead. The other 74 bits are random, so ids stay
+    unguessable; the creation time they reveal is the resource's ``meta.created`` anyway.
+    """
+    milliseconds = time.time_ns() // 1_000_000
+    random_bits = int.from_bytes(os.urandom(10), "big") & _UUID7_RANDOM
+    return uuid.UUID(int=(milliseconds & 0xFFFF_FFFF_FFFF) << 80 | _UUID7_VERSION_AND_VARIANT | random_bits)
 
 
 class Base(DeclarativeBase):

@@ -333,3 +333,13 @@ def test_a_create_that_loses_the_uniqueness_race_after_its_check_answers_409(sci
     assert lost.get_json()["scimType"] == "uniqueness"
     listed = scim.get('/Users?filter=externalId eq "race-other"').get_json()
     assert listed["totalResults"] == 0
+
+
+def test_new_users_and_groups_get_time_ordered_ids(scim):
+    # UUID version 7: rows of new resources append to the indexes that lead with the id.
+    users = [uuid.UUID(scim.post("/Users", body_of("v7", n)).get_json()["id"]) for n in range(3)]
+    group = uuid.UUID(scim.post("/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                            "displayName": "v7 group"}).get_json()["id"])
+    assert {made.version for made in users + [group]} == {7}
+    assert [made.int >> 80 for made in users] == sorted(made.int >> 80 for made in users)
+    assert users[0].int >> 80 <= group.int >> 80
