@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from scim_bridge.storage import wal
 from scim_bridge.storage.session import Storage
 from scim_bridge.storage.session import cli_unit_of_work
 from scim_bridge.storage.write_gate import WriteGate
+from tests.unit.storage.gate_support import time_to_pass
 
 
 @pytest.fixture
@@ -36,17 +36,7 @@ def _gate_is_held(storage: Storage) -> bool:
     assert database is not None
     probe = WriteGate.for_database(database, 0.05)
     assert probe is not None
-    took: list[float] = []
-
-    def enter() -> None:
-        started = time.monotonic()
-        with probe.passed():
-            took.append(time.monotonic() - started)
-
-    thread = threading.Thread(target=enter)
-    thread.start()
-    thread.join(5)
-    return took[0] >= 0.05
+    return time_to_pass(probe) >= 0.05
 
 
 def test_our_connections_leave_sqlites_own_checkpoint_as_a_backstop(storage):

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from scim_bridge.storage.session import Storage
 from scim_bridge.storage.session import cli_unit_of_work
 from scim_bridge.storage.write_gate import WriteGate
+from tests.unit.storage.gate_support import time_to_pass
 
 
 @pytest.mark.parametrize("database", [None, "", ":memory:", "file:db?mode=memory"])
@@ -93,23 +94,8 @@ def test_sqlite_units_of_work_pass_the_gate(tmp_path: Path):
             session.execute(text("CREATE TABLE t (x INTEGER)"))
             probe = WriteGate.for_database(str(tmp_path / "gate.db"), 0.05)
             assert probe is not None
-            blocked = _time_to_pass(probe)
+            blocked = time_to_pass(probe)
             assert blocked >= 0.05  # held by the unit of work: the probe waited its whole timeout
-        assert _time_to_pass(probe) < 0.05  # released with the commit
+        assert time_to_pass(probe) < 0.05  # released with the commit
     finally:
         storage.engine.dispose()
-
-
-def _time_to_pass(gate: WriteGate) -> float:
-    """Enter *gate* from another thread (the gate is re-entrant within one); return how long it took."""
-    took: list[float] = []
-
-    def enter() -> None:
-        started = time.monotonic()
-        with gate.passed():
-            took.append(time.monotonic() - started)
-
-    thread = threading.Thread(target=enter)
-    thread.start()
-    thread.join(5)
-    return took[0]
