@@ -14,7 +14,9 @@ log = logging.getLogger(__name__)
 AUTOCHECKPOINT_PAGES = 4_000
 """SQLite's own checkpoint threshold on our connections (its default is 1,000 pages).
 
-Only a backstop: :class:`WalCheckpointer` keeps the log well below it while the service writes.
+A backstop: when the log reaches it, SQLite checkpoints inside a COMMIT as before, but finds most
+frames copied already by :class:`WalCheckpointer`, and the log starts over from its beginning
+(which a checkpoint running beside writers rarely allows).
 """
 
 CHECKPOINT_INTERVAL_S = 0.2
@@ -36,8 +38,8 @@ class WalCheckpointer:
     runs beside other writers and readers (it copies what no reader still needs, never waits),
     at most every :data:`CHECKPOINT_INTERVAL_S` per process. With several workers writing, one of
     them checkpoints every fraction of that interval; idle, nothing runs (SQLite checkpoints when
-    the last connection closes). If these checkpoints fall behind, SQLite's own threshold takes
-    over again, inside a COMMIT as before.
+    the last connection closes). SQLite's own threshold still applies when the log reaches it
+    (see :data:`AUTOCHECKPOINT_PAGES`): that COMMIT then has little left to copy.
     """
 
     def __init__(self, engine: Engine, interval_s: float = CHECKPOINT_INTERVAL_S,
