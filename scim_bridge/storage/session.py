@@ -58,8 +58,13 @@ class Storage:
 
     @property
     def write_options(self) -> dict[str, str]:
-        """Connection options of a unit of work: a real transaction, immediate on SQLite."""
-        return {SQLITE_BEGIN_OPTION: "IMMEDIATE"} if self.is_sqlite else {"isolation_level": "READ COMMITTED"}
+        """Connection options of a unit of work: READ COMMITTED on PostgreSQL.
+
+        On SQLite the engine's begin hook sends no BEGIN ("NONE"): the unit of work sends
+        ``BEGIN IMMEDIATE`` itself once past the write gate, so that the connection is checked
+        out before the writer queues.
+        """
+        return {SQLITE_BEGIN_OPTION: "NONE"} if self.is_sqlite else {"isolation_level": "READ COMMITTED"}
 
 
 class RequestSession(Session):
@@ -149,16 +154,11 @@ def _transaction(session: Session, storage: Storage) -> Iterator[Session]:
         # Reads done earlier in the request (token lookup) end here; writes start a fresh
         # transaction (immediate on SQLite) and re-read what they depend on.
         session.commit()
-    gate = storage.write_gate
-    if gate is None:
-        session.connection(execution_options=storage.write_options)
-    else:
-        # Check the connection out before queueing: only the transaction needs the gate. "NONE":
-        # the engine's begin hook sends no BEGIN; BEGIN IMMEDIATE goes on the cursor, past the gate.
-        connection = session.connection(execution_options={SQLITE_BEGIN_OPTION: "NONE"})
-    with gate.passed() if gate is not None else nullcontext():
+    # The connection is checked out before the writer queues: only the transaction needs the gate.
+    connection = session.connection(execution_options=storage.write_options)
+    with storage.write_gate.passed() if storage.write_gate is not None else nullcontext():
         try:
-            if gate is not None:
+            if storage.is_sqlite:
                 execute_on_cursor(connection, "BEGIN IMMEDIATE")
             yield session
             session.commit()
