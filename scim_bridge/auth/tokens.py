@@ -172,7 +172,10 @@ _GRANT = PreparedRead(
            _clients.c.id, _clients.c.disabled_at)
     .join_from(_tokens, _tenants, _tenants.c.id == _tokens.c.tenant_id)
     .outerjoin(_clients, _clients.c.client_id == _tokens.c.client_id)
-    .where(_tokens.c.token_hash == bindparam("token_hash"))
+    .where(_tokens.c.token_hash == bindparam("token_hash")),
+    # The same grant is read by every request of a credential: its row is processed once
+    # (authenticate_bearer copies the tenant's settings before anyone can change them).
+    memo_rows=256,
 )
 
 

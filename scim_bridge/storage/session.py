@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextlib import nullcontext
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from flask import Flask
@@ -17,6 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 from scim_bridge.storage.engine import SQLITE_BEGIN_OPTION
 from scim_bridge.storage.engine import build_engine
+from scim_bridge.storage.prepared import ReadConnections
 from scim_bridge.storage.prepared import ReadLease
 from scim_bridge.storage.prepared import execute_on_cursor
 from scim_bridge.storage.wal import WalCheckpointer
@@ -38,6 +40,10 @@ class Storage:
     """Where the writers of an SQLite file queue, across processes (see :class:`WriteGate`)."""
     checkpointer: WalCheckpointer | None = None
     """What checkpoints an SQLite file's WAL after writes, outside the gate (see :class:`WalCheckpointer`)."""
+    read_connections: ReadConnections | None = None
+    """Where request reads park their connection between requests (see :class:`ReadConnections`)."""
+    spare_sessions: list[RequestSession] = field(default_factory=list)
+    """Closed request sessions kept for the next request (see :func:`get_session`)."""
 
     @classmethod
     def build(cls, url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 5) -> Storage:
@@ -48,8 +54,17 @@ class Storage:
         if engine.dialect.name == "sqlite":
             gate = WriteGate.for_database(engine.url.database, busy_timeout_ms / 1000)
             checkpointer = WalCheckpointer(engine)
-        requests = sessionmaker(reads, class_=RequestSession, expire_on_commit=False, read_engine=engine)
-        return cls(engine, sessionmaker(engine, expire_on_commit=False), requests, gate, checkpointer)
+        connections = ReadConnections(engine)
+        requests = sessionmaker(reads, class_=RequestSession, expire_on_commit=False, read_engine=engine,
+                                read_connections=connections)
+        return cls(engine, sessionmaker(engine, expire_on_commit=False), requests, gate, checkpointer, connections)
+
+    def dispose(self) -> None:
+        """Close the parked read connections and every pooled one (the end of a CLI command or a test)."""
+        if self.read_connections is not None:
+            self.read_connections.release_all()
+        self.spare_sessions.clear()
+        self.engine.dispose()
 
     @property
     def is_sqlite(self) -> bool:
@@ -75,9 +90,10 @@ class RequestSession(Session):
     bookkeeping); the lease goes back to the pool when the session closes, at the end of the request.
     """
 
-    def __init__(self, *args: Any, read_engine: Engine, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, read_engine: Engine, read_connections: ReadConnections | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.read_lease = ReadLease(read_engine)
+        self.read_lease = ReadLease(read_engine, read_connections)
 
     def close(self) -> None:
         """Close the session and return the leased connection.
@@ -91,6 +107,11 @@ class RequestSession(Session):
                 super().close()
         finally:
             self.read_lease.release()
+
+    @property
+    def is_clean(self) -> bool:
+        """Tell whether the session holds nothing of a request: no transaction, object or leased connection."""
+        return not (self.in_transaction() or self.identity_map or self.new or self.deleted or self.read_lease.holding)
 
 
 def _read_options(engine: Engine) -> dict[str, str]:
@@ -119,15 +140,36 @@ def get_session() -> Session:
     (two of a GET's four on PostgreSQL; two statements on SQLite). Every write goes through
     :func:`unit_of_work`, which opens a real transaction.
     """
-    if "db_session" not in g:
-        g.db_session = get_storage().request_sessionmaker()
-    session: Session = g.db_session
+    session: Session | None = g.get("db_session")
+    if session is None:
+        storage = get_storage()
+        spare = storage.spare_sessions
+        try:
+            session = spare.pop()
+        except IndexError:
+            session = storage.request_sessionmaker()
+        g.db_session = session
     return session
 
 
+SPARE_SESSIONS = 1
+"""Closed request sessions a storage keeps for reuse: a sync worker serves one request at a time."""
+
+
 def _close_session(_exc: BaseException | None) -> None:
-    if (session := g.pop("db_session", None)) is not None:
-        session.close()
+    """Close the request's session and keep it for the next request when it is clean.
+
+    A closed Session is reusable (SQLAlchemy documents ``close()`` as leaving it ready for new
+    work); building one cost ~6 µs of every request. One that is not clean after closing (it
+    cannot be, short of a bug) is dropped rather than handed to another request.
+    """
+    session = g.pop("db_session", None)
+    if session is None:
+        return
+    session.close()
+    spare = get_storage().spare_sessions
+    if isinstance(session, RequestSession) and session.is_clean and len(spare) < SPARE_SESSIONS:
+        spare.append(session)
 
 
 @contextmanager

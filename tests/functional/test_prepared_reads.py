@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from datetime import UTC
+from datetime import datetime
 
 import pytest
+from sqlalchemy import DateTime
+from sqlalchemy import Integer
 from sqlalchemy import bindparam
 from sqlalchemy import event
 from sqlalchemy import select
 
 from scim_bridge.auth import tokens
+from scim_bridge.storage import prepared as prepared_module
 from scim_bridge.storage.engine import build_engine
 from scim_bridge.storage.models import User
 from scim_bridge.storage.prepared import PreparedRead
+from scim_bridge.storage.prepared import ReadConnections
 from scim_bridge.storage.prepared import ReadLease
 from scim_bridge.storage.repositories import groups as group_repository
 from scim_bridge.storage.repositories import users as user_repository
 from scim_bridge.storage.repositories.users import UserRepository
 from scim_bridge.storage.session import RequestSession
+from scim_bridge.storage.session import Storage
 from scim_bridge.storage.session import cli_unit_of_work
+from scim_bridge.storage.session import get_session
+from scim_bridge.storage.session import unit_of_work
 
 
 @pytest.fixture
@@ -79,6 +88,7 @@ def test_request_session_reads_on_the_lease_and_closes_it(storage, seeded):
     def record(_conn, _cursor, statement, *_args):
         statements.append(statement)
 
+    storage.read_connections.release_all()
     event.listen(storage.engine, "before_cursor_execute", record)
     try:
         session = storage.request_sessionmaker()
@@ -91,6 +101,9 @@ def test_request_session_reads_on_the_lease_and_closes_it(storage, seeded):
         assert not session.in_transaction()  # the session itself never touched the database
         assert storage.engine.pool.checkedout() == 1  # the lease
         session.close()
+        # Parked for the next request's reads, still checked out of the pool.
+        assert storage.read_connections.parked == 1 and storage.engine.pool.checkedout() == 1
+        storage.read_connections.release_all()
         assert storage.engine.pool.checkedout() == 0
     finally:
         event.remove(storage.engine, "before_cursor_execute", record)
@@ -131,10 +144,13 @@ def test_lease_returns_its_connection_out_of_autocommit(database_url, seeded):
         engine.dispose()
 
 
-def test_http_reads_leave_no_connection_checked_out(storage, scim, seeded):
+def test_http_reads_keep_only_the_parked_connection(storage, scim, seeded):
     assert scim.get(f"/Users/{seeded['user']}").status_code == 200
     assert scim.get(f"/Groups/{seeded['group']}?excludedAttributes=members").status_code == 200
     assert scim.get('/Users?filter=externalId eq "ext-prepared"').get_json()["totalResults"] == 1
+    assert storage.read_connections.parked == 1
+    assert storage.engine.pool.checkedout() == 1  # the parked one: nothing else stays open
+    storage.read_connections.release_all()
     assert storage.engine.pool.checkedout() == 0
 
 
@@ -149,3 +165,224 @@ def test_more_than_one_row_is_an_error(storage, seeded, scim):
     prepared = PreparedRead(select(User.id).where(User.tenant_id == bindparam("tenant_id")))
     with storage.sessionmaker() as session, pytest.raises(LookupError):
         prepared.one_or_none(session, {"tenant_id": seeded["tenant"]})
+
+
+# -- the parked read connection (ReadConnections) ------------------------------------------------
+
+def _read_connections(statements_of):
+    """Return the DBAPI connections that ran the recorded prepared reads."""
+    return [cursor.connection for cursor in statements_of]
+
+
+def test_consecutive_requests_read_on_the_same_parked_connection(storage, scim, seeded):
+    cursors = []
+
+    def record(_conn, cursor, *_args):
+        cursors.append(cursor)
+
+    storage.read_connections.release_all()
+    event.listen(storage.engine, "before_cursor_execute", record)
+    try:
+        for _ in range(3):
+            assert scim.get(f"/Users/{seeded['user']}").status_code == 200
+    finally:
+        event.remove(storage.engine, "before_cursor_execute", record)
+    assert len(cursors) == 6  # token and user, three times
+    assert len({id(connection) for connection in _read_connections(cursors)}) == 1
+    assert storage.engine.pool.checkedout() == 1
+
+
+def test_a_write_does_not_run_on_the_parked_connection(storage, scim, seeded):
+    """A unit of work takes its own pooled connection: its transaction never mixes with autocommit reads."""
+    assert scim.get(f"/Users/{seeded['user']}").status_code == 200  # parks a connection
+    parked = storage.read_connections.take()
+    storage.read_connections.park(parked)
+    writes = []
+
+    def record(conn, cursor, statement, *_args):
+        if conn is not None and statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
+            writes.append(cursor.connection)
+
+    event.listen(storage.engine, "before_cursor_execute", record)
+    try:
+        reply = scim.patch(f"/Users/{seeded['user']}", {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "displayName", "value": "Parked"}]})
+    finally:
+        event.remove(storage.engine, "before_cursor_execute", record)
+    assert reply.status_code == 200 and reply.get_json()["displayName"] == "Parked"
+    assert writes and all(connection is not parked.dbapi_connection for connection in writes)
+    if storage.engine.dialect.name == "postgresql":
+        assert parked.dbapi_connection.autocommit is True  # parked as it was used: autocommit reads
+
+
+def test_at_most_keep_connections_are_parked(database_url):
+    engine = build_engine(database_url, pool_size=3)
+    try:
+        connections = ReadConnections(engine, keep=1)
+        first, second = connections.take(), connections.take()
+        assert engine.pool.checkedout() == 2
+        connections.park(first)
+        connections.park(second)  # one is enough: given back to the pool
+        assert connections.parked == 1 and engine.pool.checkedout() == 1
+        assert connections.take() is first and connections.parked == 0
+        connections.park(first)
+        connections.release_all()
+        assert connections.parked == 0 and engine.pool.checkedout() == 0
+        if engine.dialect.name == "postgresql":
+            again = engine.raw_connection()
+            try:
+                assert again.dbapi_connection.autocommit is False  # given back out of autocommit
+            finally:
+                again.close()
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_parked_by_another_process_is_dropped_unclosed(database_url, monkeypatch):
+    """After a fork the parent's parked connection is not the child's to use or close (dispose(close=False))."""
+    engine = build_engine(database_url, pool_size=2)
+    try:
+        connections = ReadConnections(engine)
+        inherited = connections.take()
+        connections.park(inherited)
+        monkeypatch.setattr(prepared_module.os, "getpid", lambda: -1)
+        fresh = connections.take()
+        assert fresh is not inherited and connections.parked == 0
+        cursor = inherited.dbapi_connection.cursor()  # still open: the "parent" may be using it
+        cursor.execute("SELECT 1")
+        assert cursor.fetchall() == [(1,)]
+        monkeypatch.undo()
+        fresh.close()
+        inherited.close()
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_parked_past_the_idle_limit_is_pinged_and_replaced_when_dead(database_url):
+    engine = build_engine(database_url, pool_size=2)
+    try:
+        connections = ReadConnections(engine, ping_after_idle_s=0)
+        alive = connections.take()
+        connections.park(alive)
+        assert connections.take() is alive  # pinged, alive: reused
+        alive.dbapi_connection.close()  # the server (or a proxy) dropped it while it was parked
+        connections.park(alive)
+        replacement = connections.take()
+        assert replacement is not alive and not alive.is_valid
+        lease = ReadLease(engine, connections)
+        try:
+            assert lease.run(PreparedRead(select(bindparam("one", 1))), {}) == [(1,)]
+        finally:
+            lease.release()
+        replacement.close()
+    finally:
+        connections.release_all()
+        engine.dispose()
+
+
+def test_losing_the_connection_invalidates_the_parked_ones(database_url):
+    engine = build_engine(database_url, pool_size=2)
+    try:
+        connections = ReadConnections(engine, keep=2)
+        first, second = connections.take(), connections.take()
+        connections.park(first)
+        connections.park(second)
+        connections.lose_all()
+        assert connections.parked == 0 and not first.is_valid and not second.is_valid
+    finally:
+        engine.dispose()
+
+
+def test_storage_dispose_closes_the_parked_connections(database_url):
+    built = Storage.build(database_url)
+    lease = ReadLease(built.engine, built.read_connections)
+    assert lease.run(PreparedRead(select(bindparam("one", 1))), {}) == [(1,)]
+    lease.release()
+    assert built.read_connections.parked == 1
+    built.dispose()
+    assert built.read_connections.parked == 0 and built.engine.pool.checkedout() == 0
+
+
+# -- request sessions are reused once closed -----------------------------------------------------
+
+def test_the_next_request_reuses_the_closed_session(app, storage, seeded):
+    storage.spare_sessions.clear()
+    with app.test_request_context("/"):
+        first = get_session()
+        UserRepository(first, seeded["tenant"]).read(seeded["user"], with_values=False, with_groups=False)
+    assert storage.spare_sessions == [first]
+    with app.test_request_context("/"):
+        assert get_session() is first
+        assert storage.spare_sessions == []
+
+
+def test_a_reused_session_carries_nothing_over(app, storage, seeded):
+    """A request that fails inside its transaction hands the next one a session with no transaction or object."""
+    storage.spare_sessions.clear()
+    with app.test_request_context("/"):
+        session = get_session()
+        with pytest.raises(RuntimeError), unit_of_work() as work:
+            user = work.get(User, seeded["user"])
+            user.display_name = "Never committed"
+            work.flush()
+            raise RuntimeError("the write fails")
+        assert session.identity_map  # still holding the user until the request ends
+    [spare] = storage.spare_sessions
+    assert spare is session and not spare.in_transaction() and not spare.identity_map
+    with app.test_request_context("/"):
+        again = get_session()
+        assert again is session
+        assert again.get(User, seeded["user"]).display_name == "Pré «pared»"  # the flush was rolled back
+
+
+def test_only_one_session_is_kept(app, storage):
+    storage.spare_sessions.clear()
+    with app.test_request_context("/"):
+        outer = get_session()
+        with app.app_context():  # a nested app context has a request session of its own
+            inner = get_session()
+            assert inner is not outer
+    assert len(storage.spare_sessions) == 1
+
+
+# -- processed rows kept by the driver's row (memo_rows) -----------------------------------------
+
+def test_a_memo_statement_processes_a_row_once(storage, seeded):
+    grant = PreparedRead(tokens._GRANT.statement, memo_rows=2)
+    params = {"token_hash": tokens.hash_token(seeded["token"])}
+    lease = ReadLease(storage.engine)
+    try:
+        first, second = lease.run(grant, params), lease.run(grant, params)
+    finally:
+        lease.release()
+    assert first == second
+    assert first == tokens._GRANT.all(storage.sessionmaker(), params)  # the rows the session gives
+    memo = grant.compiled_for(storage.engine.dialect).memo
+    if storage.engine.dialect.name == "sqlite":
+        assert first[0] is second[0] and len(memo) == 1
+    else:
+        assert memo == {}  # psycopg returns the settings as a dict: unhashable, processed every time
+
+
+def test_a_memo_statement_sees_every_change_of_its_row(storage, scim, seeded, tenant):
+    """Revoking a token changes the row the driver returns: the kept one is never used for it."""
+    assert scim.get(f"/Users/{seeded['user']}").status_code == 200
+    with storage.sessionmaker() as session, session.begin():
+        [record] = [t for t in tokens.list_tokens(session, tenant.id) if t.token_hash == tokens.hash_token(
+            seeded["token"])]
+        tokens.revoke_token(session, tenant.id, record.id)
+    assert scim.get(f"/Users/{seeded['user']}").status_code == 401
+
+
+def test_a_memo_is_bounded(storage):
+    values = PreparedRead(select(bindparam("n", type_=Integer), bindparam("when", type_=DateTime)), memo_rows=2)
+    lease = ReadLease(storage.engine)
+    try:
+        moment = datetime(2026, 1, 1, tzinfo=UTC)
+        rows = [lease.run(values, {"n": n, "when": moment})[0] for n in range(5)]
+    finally:
+        lease.release()
+    assert [row[0] for row in rows] == [0, 1, 2, 3, 4]
+    memo = values.compiled_for(storage.engine.dialect).memo
+    assert memo is not None and len(memo) <= 2
