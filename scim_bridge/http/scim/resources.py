@@ -54,6 +54,10 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
     name = resource_type.name.lower()
 
     def projection() -> Projection:
+        if not request.query_string:
+            # Neither attributes nor excludedAttributes (most requests): the shared default,
+            # without parsing an empty query string into a MultiDict.
+            return Projection.build(resource_type, None, None)
         return Projection.build(resource_type, *projection_args())
 
     @require_oauth(SCIM_READ)

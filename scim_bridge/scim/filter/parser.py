@@ -220,8 +220,11 @@ def parse_filter(text: str) -> Filter:
         shape = _parse_template(template)
     except ScimError:
         return _parse(text, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
-    values = {f"\x00{i}": json.loads(literal) for i, literal in enumerate(literals)}
-    if any("\ud800" <= c <= "\udfff" for value in values.values() for c in value):
+    # A string without escapes is its text between the quotes (the STRING terminal allows no
+    # control character or bare quote in it); only escaped ones need the JSON decoder.
+    values = {f"\x00{i}": json.loads(literal) if "\\" in literal else literal[1:-1]
+              for i, literal in enumerate(literals)}
+    if any(_SURROGATE.search(value) for value in values.values()):
         return _parse(text, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
     return _fill(shape, values)  # type: ignore[no-any-return]
 
@@ -234,6 +237,8 @@ def _parse_template(template: str) -> Filter:
 
 _STRING = re.compile(r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"')
 """The grammar's STRING terminal."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A lone surrogate (from the text or a ``\\u`` escape): not a character PostgreSQL can store."""
 
 
 def _fill(node: Any, values: dict[str, str]) -> Any:
