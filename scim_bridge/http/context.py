@@ -56,9 +56,14 @@ def tenant() -> TokenContext:
     return current_context()
 
 
-def resource_options() -> Options:
-    """Return how strictly to read resource bodies for the current tenant."""
-    return Options(ignore_unknown=bool(tenant().tenant_settings.get("ignore_unknown_attributes", False)))
+def resource_options(token: TokenContext | None = None) -> Options:
+    """Return how strictly to read resource bodies for the current tenant (or *token*'s)."""
+    settings_of = (token or tenant()).tenant_settings
+    return _STRICT if not settings_of.get("ignore_unknown_attributes", False) else _LENIENT
+
+
+_STRICT = Options(ignore_unknown=False)
+_LENIENT = Options(ignore_unknown=True)
 
 
 def profiles() -> dict[str, Profile]:
@@ -67,9 +72,9 @@ def profiles() -> dict[str, Profile]:
     return loaded
 
 
-def tenant_profile() -> Profile:
-    """Return the mapping profile of the current request's tenant."""
-    name = tenant().tenant_profile
+def tenant_profile(token: TokenContext | None = None) -> Profile:
+    """Return the mapping profile of the current request's tenant (or *token*'s)."""
+    name = (token or tenant()).tenant_profile
     found = profiles().get(name)
     if found is None:
         raise ProfileNotLoaded(f"the tenant's mapping profile '{name}' is not loaded on this server")

@@ -24,6 +24,8 @@ class Projection:
     _plans: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     """What to do with each key met so far, by (owner URN or "", key): decided once per projection,
     not once per resource (a list page applies the same projection to every resource)."""
+    _wanted: dict[tuple[str, str | None], bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    """Answers of :meth:`wants` so far (the default projection is shared: asked on every request)."""
 
     @classmethod
     def build(cls, resource_type: s.ResourceType, attributes: list[AttrPath] | None,
@@ -48,6 +50,12 @@ class Projection:
 
     def wants(self, attr_name: str, schema_urn: str | None = None) -> bool:
         """Tell whether the response includes top-level attribute *attr_name* (to skip loading it)."""
+        found = self._wanted.get((attr_name, schema_urn))
+        if found is None:
+            found = self._wanted[(attr_name, schema_urn)] = self._decide_wants(attr_name, schema_urn)
+        return found
+
+    def _decide_wants(self, attr_name: str, schema_urn: str | None) -> bool:
         urn = schema_urn or self.resource_type.schema.id
         definition = (self.resource_type.schema if urn == self.resource_type.schema.id
                       else self.resource_type.extension(urn))

@@ -74,6 +74,26 @@ def test_password_is_stored_hashed(scim, db_session):
     assert "password" not in scim.get(f"/Users/{created['id']}").get_json()
 
 
+def test_only_a_create_answers_with_a_location(scim):
+    """RFC 7644 §3.3: Location on 201; GET, PUT and PATCH answer with the resource and its ETag only."""
+    created = scim.post("/Users", {"schemas": [USER], "userName": "located@example.com"})
+    user_id = created.get_json()["id"]
+    answers = {
+        "GET": scim.get(f"/Users/{user_id}"),
+        "PUT": scim.put(f"/Users/{user_id}", {"schemas": [USER], "userName": "located@example.com",
+                                              "displayName": "Located"}),
+        "PATCH": scim.patch(f"/Users/{user_id}", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                                  "Operations": [{"op": "replace", "path": "active",
+                                                                  "value": False}]}),
+    }
+    for method, response in answers.items():
+        assert response.status_code == 200, method
+        assert "Location" not in response.headers, method
+        assert response.headers["ETag"] == response.get_json()["meta"]["version"], method
+        assert response.headers["Content-Type"] == "application/scim+json; charset=utf-8", method
+    assert created.headers["Content-Type"] == "application/scim+json; charset=utf-8"
+
+
 @pytest.mark.parametrize("content_type", ["application/scim+json", "application/json",
                                           "application/scim+json; charset=utf-8", None])
 def test_accepted_content_types(scim, content_type):

@@ -14,15 +14,16 @@ from scim_bridge.storage.session import get_session
 
 def user_service() -> UserService:
     """Return the user service of the current request's tenant, with its mapping profile."""
-    return UserService(get_session(), context.tenant().tenant_id, context.scim_base_url(), context.resource_options(),
-                       profile=context.tenant_profile(), request_id=context.current_request_id())
+    token = context.tenant()
+    return UserService(get_session(), token.tenant_id, context.scim_base_url(), context.resource_options(token),
+                       profile=context.tenant_profile(token), request_id=context.current_request_id())
 
 
 def group_service() -> GroupService:
     """Return the group service of the current request's tenant, with its mapping profile."""
-    return GroupService(get_session(), context.tenant().tenant_id, context.scim_base_url(),
-                        context.resource_options(), profile=context.tenant_profile(),
-                        request_id=context.current_request_id())
+    token = context.tenant()
+    return GroupService(get_session(), token.tenant_id, context.scim_base_url(), context.resource_options(token),
+                        profile=context.tenant_profile(token), request_id=context.current_request_id())
 
 
 register_resource(bp, USER_RESOURCE, user_service)

@@ -71,8 +71,9 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
     def respond(svc: ResourceService, row: Any, wanted: Projection, status: int = 200) -> Response:
         # ETag and Location come from the row, so they are sent even when the projection drops meta.
         # The row was just written by *svc*, which renders it from what it wrote where it can.
+        location = f"{context.scim_base_url()}{endpoint}/{row.id}" if status == 201 else None
         return resource_response(svc.render_written(row, wanted), status, etag=weak_etag(row.version),
-                                 location=f"{context.scim_base_url()}{endpoint}/{row.id}")
+                                 location=location)
 
     @require_oauth(SCIM_READ)
     def get_resource(resource_id: str) -> Response:
@@ -132,10 +133,12 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
 
 
 def resource_response(body: dict[str, Any] | RenderedObject, status: int = 200, *, etag: str,
-                      location: str) -> Response:
-    """Render a resource with its ``ETag`` (and ``Location`` on 201, RFC 7644 §3.3)."""
+                      location: str | None = None) -> Response:
+    """Render a resource with its ``ETag`` (and its ``Location`` on 201, RFC 7644 §3.3)."""
     headers = {"ETag": etag}
     if status == 201:
+        if location is None:
+            raise ValueError("a 201 answer needs the resource's Location")
         headers["Location"] = location
     return scim_response(body, status, headers)
 

@@ -17,11 +17,10 @@ SCIM_MEDIA_TYPE = "application/scim+json"
 
 def scim_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """Render *body* as ``application/scim+json``."""
-    response = Response(dumps(body), status=status, mimetype=SCIM_MEDIA_TYPE)
-    response.content_type = f"{SCIM_MEDIA_TYPE}; charset=utf-8"
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
+    return Response(dumps(body), status=status, headers=headers, content_type=_CONTENT_TYPE)
+
+
+_CONTENT_TYPE = f"{SCIM_MEDIA_TYPE}; charset=utf-8"
 
 
 def dumps(body: Any) -> str:
