@@ -49,9 +49,9 @@ def init_app(app: Flask, level: str) -> None:
 
 def _start() -> None:
     g.request_started = time.perf_counter()
-    incoming = request.headers.get("X-Request-ID", "")
+    incoming = request.environ.get("HTTP_X_REQUEST_ID")  # the header, without building a Headers view
     # 128 random bits as 32 hex digits (a third of the cost of uuid4().hex, same shape).
-    g.request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
+    g.request_id = incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
 
 
 def request_id() -> str:

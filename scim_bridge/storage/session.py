@@ -103,7 +103,7 @@ class RequestSession(Session):
         cost it ~10 µs of bookkeeping.
         """
         try:
-            if self.in_transaction() or self.identity_map or self.new or self.deleted:
+            if self._holds_work():
                 super().close()
         finally:
             self.read_lease.release()
@@ -111,7 +111,11 @@ class RequestSession(Session):
     @property
     def is_clean(self) -> bool:
         """Tell whether the session holds nothing of a request: no transaction, object or leased connection."""
-        return not (self.in_transaction() or self.identity_map or self.new or self.deleted or self.read_lease.holding)
+        return not (self._holds_work() or self.read_lease.holding)
+
+    def _holds_work(self) -> bool:
+        # Session.new / .deleted build a set on every call; their dicts say the same for free.
+        return self._transaction is not None or bool(self.identity_map) or bool(self._new) or bool(self._deleted)
 
 
 def _read_options(engine: Engine) -> dict[str, str]:
@@ -167,9 +171,10 @@ def _close_session(_exc: BaseException | None) -> None:
     if session is None:
         return
     session.close()
-    spare = get_storage().spare_sessions
-    if isinstance(session, RequestSession) and session.is_clean and len(spare) < SPARE_SESSIONS:
-        spare.append(session)
+    if isinstance(session, RequestSession) and session.is_clean:
+        spare = get_storage().spare_sessions
+        if len(spare) < SPARE_SESSIONS:
+            spare.append(session)
 
 
 @contextmanager
