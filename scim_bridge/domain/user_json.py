@@ -335,6 +335,14 @@ def by_unique(dialect: str, column: str) -> PreparedRead:
                                                  _users.c[column] == bindparam("key")))
 
 
+def build_statements(dialect: str) -> None:
+    """Build *dialect*'s statements of database-rendered users (~15 ms of a worker's first request)."""
+    one_user(dialect)
+    unfiltered_page(dialect)
+    for column in ("user_name_key", "external_id"):
+        by_unique(dialect, column)
+
+
 @lru_cache(maxsize=4)
 def unfiltered_page(dialect: str) -> PreparedRead:
     """A page of the tenant's users in the default order (no filter, no ``sortBy``), compiled once.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -71,6 +72,7 @@ class PreparedRead:
         returns as unhashable values (PostgreSQL's JSON) are processed every time.
         """
         self._compiled: dict[str, _Compiled] = {}
+        _BUILT.add(self)
 
     def all(self, session: Session, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Return every row for *params* (values as the session would return them)."""
@@ -401,6 +403,14 @@ class PreparedInsert:
             if column.default is not None and not (column.default.is_callable or column.default.is_scalar):
                 raise ValueError(f"{table.name}.{column.key}: only scalar and callable defaults are supported")
         self._compiled: dict[str, _CompiledInsert] = {}
+        _BUILT.add(self)
+
+    def compiled_for(self, dialect: Dialect) -> _CompiledInsert:
+        """Return the statement compiled for *dialect* (once per process)."""
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = self._compile(dialect)
+        return compiled
 
     def run(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert *rows* (column key → value; missing columns take their defaults) in the session's transaction."""
@@ -415,9 +425,7 @@ class PreparedInsert:
         """
         if len(rows) > CURSOR_ROWS_AT_MOST:
             return BoundRows(self, dialect.name, list(rows), cursor=False)
-        compiled = self._compiled.get(dialect.name)
-        if compiled is None:
-            compiled = self._compiled[dialect.name] = self._compile(dialect)
+        compiled = self.compiled_for(dialect)
         return BoundRows(self, dialect.name, [self._values(compiled, row) for row in rows], cursor=True)
 
     def send(self, session: Session, bound: BoundRows) -> None:
@@ -470,3 +478,19 @@ def _default(column: Any) -> Any:
     if default is None:
         return None
     return default.arg(None) if default.is_callable else default.arg
+
+
+_BUILT: weakref.WeakSet[PreparedRead | PreparedInsert] = weakref.WeakSet()
+"""Every prepared statement built so far (module constants, and those built by cached factories)."""
+
+
+def compile_all(dialect: Dialect) -> int:
+    """Compile every prepared statement built so far for *dialect*; return how many there are.
+
+    Compiling is a first request's work in each process (a few ms per statement); the gunicorn
+    master does it once before it forks (``scim_bridge.app.warm_up``), and its workers inherit it.
+    """
+    built = list(_BUILT)
+    for prepared in built:
+        prepared.compiled_for(dialect)
+    return len(built)
