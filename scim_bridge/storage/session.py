@@ -87,7 +87,9 @@ class RequestSession(Session):
 
     Outside a unit of work, :class:`~scim_bridge.storage.prepared.PreparedRead` statements run on
     the lease's connection instead of through the session (a third of a GET's CPU was SQLAlchemy
-    bookkeeping); the lease goes back to the pool when the session closes, at the end of the request.
+    bookkeeping); the lease's connection is parked for the next request when the session closes,
+    at the end of the request (see :class:`~scim_bridge.storage.prepared.ReadConnections`), and
+    the closed session itself is kept for the next request (see :func:`get_session`).
     """
 
     def __init__(self, *args: Any, read_engine: Engine, read_connections: ReadConnections | None = None,
@@ -96,7 +98,7 @@ class RequestSession(Session):
         self.read_lease = ReadLease(read_engine, read_connections)
 
     def close(self) -> None:
-        """Close the session and return the leased connection.
+        """Close the session and park the leased connection.
 
         A session that never began a transaction and holds no object (a request whose reads all
         ran on the lease: most GETs) has nothing of its own to close; Session.close() would still
@@ -142,7 +144,8 @@ def get_session() -> Session:
     snapshot of its own, which is what READ COMMITTED gives each statement of a transaction on
     PostgreSQL anyway, and saves the BEGIN and ROLLBACK round trips of every read-only request
     (two of a GET's four on PostgreSQL; two statements on SQLite). Every write goes through
-    :func:`unit_of_work`, which opens a real transaction.
+    :func:`unit_of_work`, which opens a real transaction. The session is the one the previous
+    request closed when the storage kept it (:func:`_close_session`), else a new one.
     """
     session: Session | None = g.get("db_session")
     if session is None:
