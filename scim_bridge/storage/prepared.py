@@ -182,23 +182,25 @@ class ReadConnections:
 
     def release_all(self) -> None:
         """Give every parked connection of this process back to the pool (before disposing of the engine)."""
-        while self._parked:
-            try:
-                connection, pid, _ = self._parked.pop()
-            except IndexError:
-                break
-            if pid == os.getpid():
-                self.give_back(connection)
+        for connection in self._unpark_all():
+            self.give_back(connection)
 
     def lose_all(self) -> None:
         """Invalidate every parked connection of this process (their server went away, see ``ReadLease``)."""
+        for connection in self._unpark_all():
+            connection.invalidate()
+
+    def _unpark_all(self) -> list[Any]:
+        """Take every parked connection; return those of this process (a parent's are dropped unclosed)."""
+        mine = []
         while self._parked:
             try:
                 connection, pid, _ = self._parked.pop()
-            except IndexError:
+            except IndexError:  # another thread took the last one
                 break
             if pid == os.getpid():
-                connection.invalidate()
+                mine.append(connection)
+        return mine
 
     def _alive(self, connection: Any) -> bool:
         try:
