@@ -58,6 +58,7 @@ from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserValue
 from scim_bridge.storage.prepared import PreparedRead
 from scim_bridge.storage.repositories.orgs import UserOrgView
+from scim_bridge.storage.repositories.users import UNIQUE_COLUMNS
 from scim_bridge.storage.scim_sql import order_by_clause
 from scim_bridge.storage.scim_sql import uuid_text
 
@@ -339,7 +340,7 @@ def build_statements(dialect: str) -> None:
     """Build *dialect*'s statements of database-rendered users (~15 ms of a worker's first request)."""
     one_user(dialect)
     unfiltered_page(dialect)
-    for column in ("user_name_key", "external_id"):
+    for column in UNIQUE_COLUMNS:
         by_unique(dialect, column)
 
 

@@ -142,17 +142,11 @@ class ReadConnections:
 
     def take(self) -> Any:
         """Return a parked connection of this process, else one checked out of the pool (autocommit)."""
-        while self._parked:
-            try:
-                connection, pid, parked_at = self._parked.pop()
-            except IndexError:  # another thread took the last one
-                break
-            if pid != os.getpid():
-                continue  # the parent's socket or file handle: never closed here
+        while (found := self._pop_mine()) is not None:
+            connection, parked_at = found
             limit = self._ping_after if self._ping_after is not None else engine_settings.PING_AFTER_IDLE_S
-            if time.monotonic() - parked_at >= limit and not self._alive(connection):
-                continue
-            return connection
+            if time.monotonic() - parked_at < limit or self._alive(connection):
+                return connection
         connection = self._engine.raw_connection()
         if self._engine.dialect.name != "sqlite":
             # SQLite connections run without implicit transactions already (storage.engine).
@@ -191,16 +185,25 @@ class ReadConnections:
             connection.invalidate()
 
     def _unpark_all(self) -> list[Any]:
-        """Take every parked connection; return those of this process (a parent's are dropped unclosed)."""
+        """Take every parked connection of this process."""
         mine = []
-        while self._parked:
-            try:
-                connection, pid, _ = self._parked.pop()
-            except IndexError:  # another thread took the last one
-                break
-            if pid == os.getpid():
-                mine.append(connection)
+        while (found := self._pop_mine()) is not None:
+            mine.append(found[0])
         return mine
+
+    def _pop_mine(self) -> tuple[Any, float] | None:
+        """Take the last parked connection of this process and when it was parked; ``None`` when none is left.
+
+        Those parked by another process (inherited through a fork: the parent's socket or file
+        handle) are dropped on the way, never closed here.
+        """
+        while True:
+            try:
+                connection, pid, parked_at = self._parked.pop()
+            except IndexError:  # none left (another thread may have taken the last one)
+                return None
+            if pid == os.getpid():
+                return connection, parked_at
 
     def _alive(self, connection: Any) -> bool:
         try:

@@ -148,6 +148,10 @@ def _read_by_unique_statement(dialect: str, with_values: bool, with_groups: bool
         _users.c.tenant_id == bindparam("tenant_id"), _users.c[column] == bindparam("key")))
 
 
+UNIQUE_COLUMNS = ("user_name_key", "external_id")
+"""The users' columns unique per tenant that keyed filters read by (``userName``, ``externalId``)."""
+
+
 def build_statements(dialect: str) -> None:
     """Build the prepared reads of users for *dialect* that requests would otherwise build on first use."""
     for with_values in (False, True):
@@ -155,10 +159,6 @@ def build_statements(dialect: str) -> None:
             _read_one_statement(dialect, with_values, with_groups)
             for column in UNIQUE_COLUMNS:
                 _read_by_unique_statement(dialect, with_values, with_groups, column)
-
-
-UNIQUE_COLUMNS = ("user_name_key", "external_id")
-"""The users' columns unique per tenant that keyed filters read by (``userName``, ``externalId``)."""
 
 
 def _read_view(fields: Mapping[str, Any], with_values: bool, with_groups: bool) -> UserReadView:
