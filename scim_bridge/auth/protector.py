@@ -28,9 +28,11 @@ from scim_bridge.auth.runtime import auth_settings
 from scim_bridge.auth.runtime import remote_addr
 from scim_bridge.auth.runtime import request_id
 from scim_bridge.auth.tokens import authenticate_bearer
+from scim_bridge.auth.tokens import keep_rows_read_along
 from scim_bridge.domain import audit
 from scim_bridge.scim.errors import ScimError
 from scim_bridge.storage.base import utcnow
+from scim_bridge.storage.prepared import PlannedRead
 from scim_bridge.storage.session import get_session
 from scim_bridge.storage.session import get_storage
 from scim_bridge.storage.session import unit_of_work
@@ -74,11 +76,18 @@ class TokenContext:
 class HashedTokenValidator(BearerTokenValidator):
     """Look tokens up by SHA-256 digest, joined with their tenant and client in one query."""
 
-    def authenticate_token(self, token_string: str) -> TokenContext | None:
-        """Return the context of *token_string*, or ``None`` when it is unknown."""
-        grant = authenticate_bearer(get_session(), token_string)
+    def authenticate_token(self, token_string: str, along: PlannedRead | None = None) -> TokenContext | None:
+        """Return the context of *token_string*, or ``None`` when it is unknown.
+
+        With *along*, the same statement reads it in the token's tenant; its rows are kept on
+        ``g.rows_read_along`` for :meth:`ScimResourceProtector.acquire_token` to hand to the
+        request once the token is accepted.
+        """
+        grant = authenticate_bearer(get_session(), token_string, along)
         if grant is None:
             return None
+        if along is not None:
+            g.rows_read_along = grant.along_rows
         context = TokenContext(
             token_id=grant.token_id,
             tenant_id=grant.tenant_id,
@@ -118,13 +127,18 @@ class ScimResourceProtector(ResourceProtector):
     """Resource protector whose failures become SCIM error responses (RFC 6750 §3 headers kept).
 
     ``require_oauth(scope)`` also declares the scope on the view (``view.required_scope``), so a
-    test can check that every route has one.
+    test can check that every route has one. ``require_oauth(scope, along=plan)``: *plan* returns
+    the read the view will make once the token is accepted (or ``None``), which the token's own
+    statement then reads along (one statement for a GET instead of two).
     """
 
-    def __call__(self, scopes: Any = None, optional: bool = False, **kwargs: Any) -> Any:
+    def __call__(self, scopes: Any = None, optional: bool = False,
+                 along: Callable[[], PlannedRead | None] | None = None, **kwargs: Any) -> Any:
         """Protect a view with *scopes* and record them on it as ``required_scope``."""
         if callable(scopes):
             return self.__call__()(scopes)
+        if along is not None:
+            kwargs["along"] = along
         decorate = super().__call__(scopes, optional, **kwargs)
 
         def declare(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -134,8 +148,12 @@ class ScimResourceProtector(ResourceProtector):
 
         return declare
 
-    def acquire_token(self, scopes: Any = None, **kwargs: Any) -> TokenContext:
+    def acquire_token(self, scopes: Any = None, along: Callable[[], PlannedRead | None] | None = None,
+                      **kwargs: Any) -> TokenContext:
         """Validate the token, then count the request against its credential (429 beyond the limit).
+
+        *along* (see the class) is planned before the token is read; the rows read along are
+        handed to the request's session only once the token is accepted and counted.
 
         The steps are authlib's own (``parse_request_authorization``, the registered validator's
         ``authenticate_token`` and ``validate_token``, whose errors the decorator renders), called
@@ -147,13 +165,16 @@ class ScimResourceProtector(ResourceProtector):
         claims = {claim: [value] if isinstance(value, str) else value for claim, value in kwargs.items()}
         validator, token_string = self.parse_request_authorization(request)
         validator.validate_request(request)
-        token: TokenContext = validator.authenticate_token(token_string)
+        planned = along() if along is not None else None
+        token: TokenContext = validator.authenticate_token(token_string, planned)
         validator.validate_token(token, required, request, **claims)
         g.authlib_server_oauth2_token = token
         decision = _count_accepted(f"cred:{token.actor}")
         if not decision.allowed:
             g.auth_failure = "rate_limited"
             raise RateLimited(decision.retry_after)
+        if planned is not None:
+            keep_rows_read_along(get_session(), planned, token.tenant_id, g.pop("rows_read_along"))
         return token
 
     def raise_error_response(self, error: OAuth2Error) -> NoReturn:

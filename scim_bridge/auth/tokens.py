@@ -9,21 +9,29 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import BindParameter
+from sqlalchemy import Select
+from sqlalchemy import Table
 from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import AccessToken
 from scim_bridge.storage.models import OAuthClient
 from scim_bridge.storage.models import Tenant
+from scim_bridge.storage.prepared import PlannedRead
 from scim_bridge.storage.prepared import PreparedRead
+from scim_bridge.storage.prepared import read_ahead
 
 TOKEN_PREFIX = "sbt_"
 SCIM_READ = "scim:read"
@@ -160,36 +168,104 @@ class BearerGrant:
     tenant_slug: str
     tenant_settings: dict[str, Any]
     tenant_profile: str
+    along_rows: list[tuple[Any, ...]] | None = None
+    """The rows of the read made along with the grant (:class:`PlannedRead`), when one was."""
 
 
 _tokens = AccessToken.__table__
 _tenants = Tenant.__table__
 _clients = OAuthClient.__table__
+_GRANT_COLUMNS = (_tokens.c.id, _tokens.c.client_id, _tokens.c.scope, _tokens.c.expires_at, _tokens.c.revoked_at,
+                  _tenants.c.id, _tenants.c.slug, _tenants.c.settings, _tenants.c.profile,
+                  _clients.c.id, _clients.c.disabled_at)
+_GRANT_FROM = (_tokens.join(_tenants, _tenants.c.id == _tokens.c.tenant_id)
+               .outerjoin(_clients, _clients.c.client_id == _tokens.c.client_id))
+_TOKEN_HASH = bindparam("token_hash")
 # Built and compiled once: this runs on every SCIM request, on the request's read lease.
 _GRANT = PreparedRead(
-    select(_tokens.c.id, _tokens.c.client_id, _tokens.c.scope, _tokens.c.expires_at, _tokens.c.revoked_at,
-           _tenants.c.id, _tenants.c.slug, _tenants.c.settings, _tenants.c.profile,
-           _clients.c.id, _clients.c.disabled_at)
-    .join_from(_tokens, _tenants, _tenants.c.id == _tokens.c.tenant_id)
-    .outerjoin(_clients, _clients.c.client_id == _tokens.c.client_id)
-    .where(_tokens.c.token_hash == bindparam("token_hash")),
+    select(*_GRANT_COLUMNS).select_from(_GRANT_FROM).where(_tokens.c.token_hash == _TOKEN_HASH),
     # The same grant is read by every request of a credential: its row is processed once
     # (authenticate_bearer copies the tenant's settings before anyone can change them).
     memo_rows=256,
 )
 
 
-def authenticate_bearer(session: Session, token: str) -> BearerGrant | None:
-    """Return what *token* grants (token, tenant and client state in one indexed query), or ``None``."""
-    row = _GRANT.one_or_none(session, {"token_hash": hash_token(token)})
-    if row is None:
+def authenticate_bearer(session: Session, token: str, along: PlannedRead | None = None) -> BearerGrant | None:
+    """Return what *token* grants (token, tenant and client state in one indexed query), or ``None``.
+
+    With *along*, the same statement also reads *along*'s rows in the token's tenant (so that a
+    GET is one round trip to the database, not two), whatever the token's state: they come back
+    as the grant's ``along_rows``, for the caller to hand to the request
+    (:func:`keep_rows_read_along`) once it has accepted the token.
+    """
+    if along is None:
+        row = _GRANT.one_or_none(session, {"token_hash": hash_token(token)})
+        return _grant(row) if row is not None else None
+    joined = grant_joined(along.prepared)
+    rows = joined.all(session, {**along.params, "token_hash": hash_token(token)})
+    if not rows:
         return None
+    width = len(_GRANT_COLUMNS)
+    # The last column is the resource table's key: NULL when the token's tenant has no such row.
+    return _grant(rows[0][:width], [row[width:-1] for row in rows if row[-1] is not None])
+
+
+def keep_rows_read_along(session: Session, along: PlannedRead, tenant_id: uuid.UUID,
+                         rows: list[tuple[Any, ...]]) -> None:
+    """Let *session*'s next run of *along* in *tenant_id* (the accepted token's) return *rows* without reading."""
+    read_ahead(session, along.prepared, {**along.params, "tenant_id": tenant_id}, rows)
+
+
+def grant_joined(resource: PreparedRead) -> PreparedRead:
+    """Return the grant's statement with *resource*'s rows outer-joined to it in the token's tenant (built once).
+
+    ``SELECT grant…, resource…, resource_key FROM access_tokens JOIN tenants … LEFT JOIN clients …
+    LEFT JOIN <table> ON <resource's WHERE, tenant_id = access_tokens.tenant_id> WHERE token_hash = …``:
+    *resource* must select from one table by its WHERE alone (no ORDER BY, GROUP BY, LIMIT) and
+    bind the tenant as ``tenant_id`` there and nowhere else.
+    """
+    joined = _JOINED.get(resource)
+    if joined is None:
+        joined = _JOINED[resource] = PreparedRead(_joined_statement(resource.statement), memo_rows=256,
+                                                  memo_columns=len(_GRANT_COLUMNS))
+    return joined
+
+
+_JOINED: weakref.WeakKeyDictionary[PreparedRead, PreparedRead] = weakref.WeakKeyDictionary()
+
+
+def _joined_statement(statement: Select[Any]) -> Select[Any]:
+    froms = statement.get_final_froms()
+    if (len(froms) != 1 or not isinstance(froms[0], Table) or statement.whereclause is None
+            or statement._order_by_clauses or statement._group_by_clauses or statement._limit_clause is not None
+            or statement._offset_clause is not None or statement._distinct):
+        raise ValueError("a read along with the grant selects rows of one table by its WHERE clause alone")
+    table = froms[0]
+    bound: list[BindParameter[Any]] = []
+
+    def tenant_of_token(element: Any) -> Any:
+        if isinstance(element, BindParameter) and element.key == "tenant_id":
+            bound.append(element)
+            return _tokens.c.tenant_id
+        return None
+
+    on = replacement_traverse(statement.whereclause, {}, tenant_of_token)
+    (key,) = table.primary_key.columns
+    joined = (select(*_GRANT_COLUMNS, *statement.selected_columns, key.label("read_along_key"))
+              .select_from(_GRANT_FROM.outerjoin(table, on))
+              .where(_tokens.c.token_hash == _TOKEN_HASH))
+    if not bound or "tenant_id" in joined.compile().binds:
+        raise ValueError("a read along with the grant binds the tenant as tenant_id in its WHERE clause only")
+    return joined
+
+
+def _grant(row: Sequence[Any], along_rows: list[tuple[Any, ...]] | None = None) -> BearerGrant:
     (token_id, client_id, scope, expires_at, revoked_at, tenant_id, slug, settings, profile,
      client_row_id, client_disabled_at) = row
     # A token issued to a client dies with it: deleted or disabled clients' tokens are refused.
     client_usable = client_id is None or (client_row_id is not None and client_disabled_at is None)
     return BearerGrant(token_id, client_id, scope, expires_at, revoked_at is not None or not client_usable,
-                       tenant_id, slug, dict(settings or {}), profile)
+                       tenant_id, slug, dict(settings or {}), profile, along_rows)
 
 
 def list_tokens(session: Session, tenant_id: uuid.UUID) -> list[AccessToken]:

@@ -33,6 +33,7 @@ from scim_bridge.storage import scim_sql
 from scim_bridge.storage.base import new_id
 from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import Group
+from scim_bridge.storage.prepared import PlannedRead
 from scim_bridge.storage.repositories.common import parse_id
 from scim_bridge.storage.repositories.groups import GroupRepository
 from scim_bridge.storage.repositories.orgs import OrgRepository
@@ -345,3 +346,13 @@ def _identity(resource: dict[str, Any]) -> tuple[Any, ...]:
 
 def _wants_org(projection: Projection) -> bool:
     return any(projection.wants(name, s.INFINITY_GROUP_SCHEMA) for name in ("orgId", "orgName", "managed", "orphaned"))
+
+
+def group_read(group_id: str) -> PlannedRead | None:
+    """How :meth:`GroupService.load` reads *group_id* (``None`` for an id that cannot exist).
+
+    Known before the tenant is, so that the token's statement can read it along
+    (``require_oauth(..., along=...)``).
+    """
+    parsed = parse_id(group_id)
+    return GroupRepository.row_read(parsed) if parsed is not None else None

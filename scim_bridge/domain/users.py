@@ -42,6 +42,7 @@ from scim_bridge.storage.base import new_id
 from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserValue
+from scim_bridge.storage.prepared import PlannedRead
 from scim_bridge.storage.repositories.common import dialect_name
 from scim_bridge.storage.repositories.common import parse_id
 from scim_bridge.storage.repositories.orgs import OrgRepository
@@ -82,14 +83,13 @@ class UserService:
         One statement: the row, and its multi-valued attributes and groups when they are projected.
         """
         projection = projection or Projection(RESOURCE)
-        parsed = parse_id(user_id)
         user: UserReadView | user_json.RenderedUser | None = None
-        if parsed is not None and projection.is_default:
+        rendered = rendered_user_read(user_id, projection, self._base_url, dialect_name(self._session))
+        if rendered is not None:
             # Rendered by the database, as list pages are (render() splices the text).
-            rows = self._users.prepared_rows(user_json.one_user(dialect_name(self._session)),
-                                             {"id": parsed, **user_json.base_params(self._base_url)})
+            rows = rendered.rows(self._session, self._tenant_id)
             user = user_json.RenderedUser(*rows[0]) if rows else None
-        elif parsed is not None:
+        elif (parsed := parse_id(user_id)) is not None:
             user = self._users.read(parsed, with_values=_wants_values(projection),
                                     with_groups=projection.wants("groups"))
         if user is None:
@@ -105,10 +105,9 @@ class UserService:
             # create: at most one user matches, through a statement built once per process.
             column, key = keyed
             found: Sequence[UserReadView | user_json.RenderedUser]
-            if projection.is_default:
-                found = [user_json.RenderedUser(*row) for row in self._users.prepared_rows(
-                    user_json.by_unique(dialect_name(self._session), column),
-                    {"key": key, **user_json.base_params(self._base_url)})]
+            rendered = keyed_user_read(query, self._base_url, dialect_name(self._session))
+            if rendered is not None:
+                found = [user_json.RenderedUser(*row) for row in rendered.rows(self._session, self._tenant_id)]
             else:
                 found = self._users.read_by_unique(column, key, with_values=_wants_values(projection),
                                                    with_groups=projection.wants("groups"))
@@ -502,6 +501,30 @@ def _wants_values(projection: Projection) -> bool:
 
 
 _UNIQUE_KEYS = {"username": "user_name_key", "externalid": "external_id"}
+
+
+def rendered_user_read(user_id: str, projection: Projection, base_url: str, dialect: str) -> PlannedRead | None:
+    """How :meth:`UserService.load` reads *user_id* when the database renders it (the default projection).
+
+    ``None`` for any other projection or an id that cannot exist. Known before the tenant is, so
+    that the token's statement can read it along (``require_oauth(..., along=...)``).
+    """
+    parsed = parse_id(user_id)
+    if parsed is None or not projection.is_default:
+        return None
+    return PlannedRead(user_json.one_user(dialect), {"id": parsed, **user_json.base_params(base_url)})
+
+
+def keyed_user_read(query: ListQuery, base_url: str, dialect: str) -> PlannedRead | None:
+    """How :meth:`UserService.list` reads a ``userName eq`` / ``externalId eq`` page in the default projection.
+
+    ``None`` for any other query (see :func:`rendered_user_read`).
+    """
+    keyed = _unique_key_of(query)
+    if keyed is None or not query.projection(RESOURCE).is_default:
+        return None
+    column, key = keyed
+    return PlannedRead(user_json.by_unique(dialect, column), {"key": key, **user_json.base_params(base_url)})
 
 
 def _unique_key_of(query: ListQuery) -> tuple[str, str] | None:

@@ -52,13 +52,20 @@ class _Compiled:
     results: tuple[tuple[int, Callable[[Any], Any]], ...]
     """(column index, result processor) of the columns that have one."""
     memo: dict[Any, tuple[Any, ...]] | None
-    """Processed rows by the driver's row, for a statement that keeps them (see ``PreparedRead``)."""
+    """Processed leading columns by the driver's values of them, for a statement that keeps them
+    (see ``PreparedRead``)."""
+    memo_columns: int
+    """How many leading columns the memo covers."""
+    head_results: tuple[tuple[int, Callable[[Any], Any]], ...]
+    """The result processors of those columns."""
+    tail_results: tuple[tuple[int, Callable[[Any], Any]], ...]
+    """The result processors of the columns after those, indexed from the first of them."""
 
 
 class PreparedRead:
     """A Core ``SELECT`` with scalar bind parameters, compiled once per dialect (see the module doc)."""
 
-    def __init__(self, statement: Select[Any], *, memo_rows: int = 0) -> None:
+    def __init__(self, statement: Select[Any], *, memo_rows: int = 0, memo_columns: int | None = None) -> None:
         self.statement = statement
         self.names: tuple[str, ...] = tuple(column.key for column in statement.selected_columns)
         """The result columns' names, in order."""
@@ -71,6 +78,9 @@ class PreparedRead:
         callers must not change them (copy a JSON value before changing it). Rows the driver
         returns as unhashable values (PostgreSQL's JSON) are processed every time.
         """
+        self.memo_columns = len(self.names) if memo_columns is None else memo_columns
+        """How many leading columns the memo covers: the rest of a row is processed every time
+        (the grant's columns, followed by a resource read along with it)."""
         self._compiled: dict[str, _Compiled] = {}
         _BUILT.add(self)
 
@@ -96,11 +106,29 @@ class PreparedRead:
         """Return the statement compiled for *dialect* (once per process)."""
         found = self._compiled.get(dialect.name)
         if found is None:
-            found = self._compiled[dialect.name] = _compile(self.statement, dialect, self.memo_rows > 0)
+            found = self._compiled[dialect.name] = _compile(self.statement, dialect, self.memo_rows > 0,
+                                                            self.memo_columns)
         return found
 
 
-def _compile(statement: Select[Any], dialect: Dialect, memo: bool = False) -> _Compiled:
+@dataclass(frozen=True, slots=True)
+class PlannedRead:
+    """A prepared read of one tenant's rows and its parameters but ``tenant_id``, known before the tenant is.
+
+    What a request will read once its token is accepted (a user by id, a user by ``userName``, a
+    group by id), so that the token's grant can read it along (see
+    ``scim_bridge.auth.tokens.authenticate_bearer``).
+    """
+
+    prepared: PreparedRead
+    params: Mapping[str, Any]
+
+    def rows(self, session: Session, tenant_id: Any) -> list[tuple[Any, ...]]:
+        """Return its rows in *tenant_id*."""
+        return self.prepared.all(session, {**self.params, "tenant_id": tenant_id})
+
+
+def _compile(statement: Select[Any], dialect: Dialect, memo: bool = False, memo_columns: int = 0) -> _Compiled:
     compiled = statement.compile(dialect=dialect)
     binds: dict[str, Processor] = {}
     defaults: dict[str, Any] = {}
@@ -114,7 +142,10 @@ def _compile(statement: Select[Any], dialect: Dialect, memo: bool = False) -> _C
                   for column in statement.selected_columns)
     results = tuple((index, process) for index, process in enumerate(processors) if process is not None)
     positional = tuple(compiled.positiontup) if compiled.positiontup is not None else None
-    return _Compiled(str(compiled), positional, defaults, binds, results, {} if memo else None)
+    head = tuple((index, process) for index, process in results if index < memo_columns)
+    tail = tuple((index - memo_columns, process) for index, process in results if index >= memo_columns)
+    return _Compiled(str(compiled), positional, defaults, binds, results, {} if memo else None, memo_columns,
+                     head, tail)
 
 
 class ReadConnections:
@@ -236,9 +267,18 @@ class ReadLease:
         self._engine = engine
         self._connections = connections if connections is not None else ReadConnections(engine, keep=0)
         self._connection: Any = None
+        self._ahead: dict[tuple[PreparedRead, tuple[tuple[str, Any], ...]], list[tuple[Any, ...]]] = {}
 
     def run(self, prepared: PreparedRead, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """Run *prepared* with *params* on the leased connection; return its processed rows."""
+        """Run *prepared* with *params* on the leased connection; return its processed rows.
+
+        Rows read ahead for exactly this statement and these parameters (:meth:`read_ahead`) are
+        returned instead, once.
+        """
+        if self._ahead:
+            found = self._ahead.pop((prepared, _params_key(params)), None)
+            if found is not None:
+                return found
         dialect = self._engine.dialect
         compiled = prepared.compiled_for(dialect)
         values = {**compiled.defaults, **params}
@@ -262,19 +302,31 @@ class ReadLease:
         if memo is None:
             return [_processed(fetched, compiled.results) for fetched in raw]
         rows = []
+        width = compiled.memo_columns
         for fetched in raw:
+            key = fetched if width == len(fetched) else fetched[:width]
             try:
-                row = memo.get(fetched)
+                head = memo.get(key)
             except TypeError:  # an unhashable value (a JSON document from the driver)
                 rows.append(_processed(fetched, compiled.results))
                 continue
-            if row is None:
-                row = _processed(fetched, compiled.results)
+            if head is None:
+                head = _processed(key, compiled.head_results)
                 if len(memo) >= prepared.memo_rows:
                     memo.clear()
-                memo[fetched] = row
-            rows.append(row)
+                memo[key] = head
+            rows.append(head if key is fetched else head + _processed(fetched[width:], compiled.tail_results))
         return rows
+
+    def read_ahead(self, prepared: PreparedRead, params: Mapping[str, Any], rows: list[tuple[Any, ...]]) -> None:
+        """Keep *rows* as what *prepared* returns for *params*, until the lease is released.
+
+        A statement that read them along with another one (the token's grant, see
+        ``scim_bridge.auth.tokens.authenticate_bearer``) saves the request a statement: its next
+        :meth:`run` of *prepared* with the same parameters, the tenant's included, gets them
+        without reading again; a second run reads.
+        """
+        self._ahead[(prepared, _params_key(params))] = rows
 
     @property
     def holding(self) -> bool:
@@ -282,7 +334,8 @@ class ReadLease:
         return self._connection is not None
 
     def release(self) -> None:
-        """Park the connection for the next lease (or give it back to the pool)."""
+        """Park the connection for the next lease (or give it back to the pool); forget rows read ahead."""
+        self._ahead.clear()
         connection, self._connection = self._connection, None
         if connection is not None:
             self._connections.park(connection)
@@ -293,6 +346,22 @@ class ReadLease:
         # Its siblings in the pool, and the parked ones, are most likely dead too (a server restart).
         self._connections.lose_all()
         self._engine.dispose(close=False)
+
+
+def read_ahead(session: Session, prepared: PreparedRead, params: Mapping[str, Any],
+               rows: list[tuple[Any, ...]]) -> None:
+    """Let *session*'s next run of *prepared* with *params* return *rows* (see :meth:`ReadLease.read_ahead`).
+
+    Only reads on the request's lease take them: in a transaction (a unit of work, the CLI),
+    statements read as usual.
+    """
+    lease: ReadLease | None = getattr(session, "read_lease", None)
+    if lease is not None and not session.in_transaction():
+        lease.read_ahead(prepared, params, rows)
+
+
+def _params_key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(params.items()))
 
 
 def _processed(fetched: Sequence[Any], results: tuple[tuple[int, Callable[[Any], Any]], ...]) -> tuple[Any, ...]:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from scim_bridge.domain.groups import GroupService
+from scim_bridge.domain.groups import group_read
 from scim_bridge.domain.users import UserService
+from scim_bridge.domain.users import keyed_user_read
+from scim_bridge.domain.users import rendered_user_read
 from scim_bridge.http import context
 from scim_bridge.http.scim import bp
+from scim_bridge.http.scim.resources import ReadPlans
 from scim_bridge.http.scim.resources import register_resource
 from scim_bridge.scim.schema import GROUP_RESOURCE
 from scim_bridge.scim.schema import USER_RESOURCE
@@ -26,5 +30,5 @@ def group_service() -> GroupService:
                         profile=context.tenant_profile(token), request_id=context.current_request_id())
 
 
-register_resource(bp, USER_RESOURCE, user_service)
-register_resource(bp, GROUP_RESOURCE, group_service)
+register_resource(bp, USER_RESOURCE, user_service, ReadPlans(get=rendered_user_read, list=keyed_user_read))
+register_resource(bp, GROUP_RESOURCE, group_service, ReadPlans(get=lambda group_id, *_: group_read(group_id)))

@@ -7,11 +7,13 @@ views are built by :func:`register_resource` instead of being written twice.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
 
 from flask import Blueprint
 from flask import Response
+from flask import g
 from flask import request
 
 from scim_bridge.auth import require_oauth
@@ -26,11 +28,14 @@ from scim_bridge.http.scim.params import list_query_from_body
 from scim_bridge.http.scim.params import projection_args
 from scim_bridge.http.scim.params import read_json
 from scim_bridge.http.scim.responses import scim_response
+from scim_bridge.scim.errors import ScimError
 from scim_bridge.scim.etag import etag_matches
 from scim_bridge.scim.etag import weak_etag
 from scim_bridge.scim.projection import Projection
 from scim_bridge.scim.rendered import RenderedObject
 from scim_bridge.scim.schema import ResourceType
+from scim_bridge.storage.prepared import PlannedRead
+from scim_bridge.storage.session import get_storage
 
 
 class ResourceService(Protocol):
@@ -48,8 +53,27 @@ class ResourceService(Protocol):
     def render_written(self, row: Any, projection: Projection | None = None) -> dict[str, Any] | RenderedObject: ...
 
 
-def register_resource(bp: Blueprint, resource_type: ResourceType, service: Callable[[], ResourceService]) -> None:
-    """Register list, search, get, create, replace, patch and delete for *resource_type*."""
+@dataclass(frozen=True, slots=True)
+class ReadPlans:
+    """How a resource's service reads, known before the request's tenant is (``require_oauth``'s *along*).
+
+    Each returns the read the service will make for a request (``None`` when it reads otherwise
+    or nothing), which the token's own statement then reads along: a GET is one statement.
+    """
+
+    get: Callable[[str, Projection, str, str], PlannedRead | None]
+    """(resource id, projection, SCIM base URL, dialect name) → what ``load`` reads."""
+    list: Callable[[ListQuery, str, str], PlannedRead | None] | None = None
+    """(query, SCIM base URL, dialect name) → what ``list`` reads, when it is one statement."""
+
+
+def register_resource(bp: Blueprint, resource_type: ResourceType, service: Callable[[], ResourceService],
+                      plans: ReadPlans | None = None) -> None:
+    """Register list, search, get, create, replace, patch and delete for *resource_type*.
+
+    With *plans*, a GET of one resource (and a list that is one statement) is read along with
+    the token's grant.
+    """
     endpoint = resource_type.endpoint
     name = resource_type.name.lower()
 
@@ -60,9 +84,39 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
             return Projection.build(resource_type, None, None)
         return Projection.build(resource_type, *projection_args())
 
-    @require_oauth(SCIM_READ)
+    def list_query() -> ListQuery:
+        # Parsed once per request: when reading along with the token, before the token is accepted.
+        query: ListQuery | None = g.get("scim_list_query")
+        if query is None:
+            query = g.scim_list_query = list_query_from_args()
+        return query
+
+    def get_along() -> PlannedRead | None:
+        assert plans is not None and request.view_args is not None
+        storage = get_storage()
+        if not storage.reads_along:
+            return None
+        try:
+            wanted = projection()
+        except ScimError:
+            return None  # answered by the view once the token is accepted (401 comes first)
+        return plans.get(request.view_args["resource_id"], wanted, context.scim_base_url(),
+                         storage.engine.dialect.name)
+
+    def list_along() -> PlannedRead | None:
+        assert plans is not None and plans.list is not None
+        storage = get_storage()
+        if not storage.reads_along:
+            return None
+        try:
+            query = list_query()
+        except ScimError:
+            return None
+        return plans.list(query, context.scim_base_url(), storage.engine.dialect.name)
+
+    @require_oauth(SCIM_READ, along=list_along if plans is not None and plans.list is not None else None)
     def list_resources() -> Response:
-        return scim_response(service().list(list_query_from_args()).to_scim())
+        return scim_response(service().list(list_query()).to_scim())
 
     @require_oauth(SCIM_READ)
     def search_resources() -> Response:
@@ -75,7 +129,7 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
         return resource_response(svc.render_written(row, wanted), status, etag=weak_etag(row.version),
                                  location=location)
 
-    @require_oauth(SCIM_READ)
+    @require_oauth(SCIM_READ, along=get_along if plans is not None else None)
     def get_resource(resource_id: str) -> Response:
         svc, wanted = service(), projection()
         row = svc.load(resource_id, wanted)  # one read, for both the ETag check and the body

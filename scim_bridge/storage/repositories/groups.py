@@ -31,6 +31,7 @@ from scim_bridge.storage.engine import ensure_transaction
 from scim_bridge.storage.models import Group
 from scim_bridge.storage.models import GroupMember
 from scim_bridge.storage.models import User
+from scim_bridge.storage.prepared import PlannedRead
 from scim_bridge.storage.prepared import PreparedRead
 from scim_bridge.storage.repositories.common import chunked
 from scim_bridge.storage.repositories.common import dialect_name
@@ -55,8 +56,13 @@ class GroupRepository:
 
     def read(self, group_id: uuid.UUID) -> SimpleNamespace | None:
         """Return the columns of the group *group_id* of this tenant by name (a read-only view), or ``None``."""
-        row = _GROUP_ROW.one_or_none(self._session, {"tenant_id": self._tenant_id, "id": group_id})
-        return SimpleNamespace(**_GROUP_ROW.mapping(row)) if row is not None else None
+        rows = self.row_read(group_id).rows(self._session, self._tenant_id)
+        return SimpleNamespace(**_GROUP_ROW.mapping(rows[0])) if rows else None
+
+    @staticmethod
+    def row_read(group_id: uuid.UUID) -> PlannedRead:
+        """How :meth:`read` reads the group *group_id* (known before the tenant is, to be read along the token)."""
+        return PlannedRead(_GROUP_ROW, {"id": group_id})
 
     def get_for_update(self, group_id: uuid.UUID) -> Group | None:
         """Return the group, row-locked until commit on PostgreSQL (SQLite locks the database)."""
