@@ -91,28 +91,25 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
             query = g.scim_list_query = list_query_from_args()
         return query
 
-    def get_along() -> PlannedRead | None:
-        assert plans is not None and request.view_args is not None
+    def read_along(plan: Callable[[str, str], PlannedRead | None]) -> PlannedRead | None:
+        # plan(SCIM base URL, dialect name), when this storage reads along with the token.
         storage = get_storage()
         if not storage.reads_along:
             return None
         try:
-            wanted = projection()
+            return plan(context.scim_base_url(), storage.engine.dialect.name)
         except ScimError:
-            return None  # answered by the view once the token is accepted (401 comes first)
-        return plans.get(request.view_args["resource_id"], wanted, context.scim_base_url(),
-                         storage.engine.dialect.name)
+            return None  # a bad query: answered by the view once the token is accepted (401 comes first)
+
+    def get_along() -> PlannedRead | None:
+        assert plans is not None and request.view_args is not None
+        resource_id = request.view_args["resource_id"]
+        return read_along(lambda base_url, dialect: plans.get(resource_id, projection(), base_url, dialect))
 
     def list_along() -> PlannedRead | None:
         assert plans is not None and plans.list is not None
-        storage = get_storage()
-        if not storage.reads_along:
-            return None
-        try:
-            query = list_query()
-        except ScimError:
-            return None
-        return plans.list(query, context.scim_base_url(), storage.engine.dialect.name)
+        planner = plans.list
+        return read_along(lambda base_url, dialect: planner(list_query(), base_url, dialect))
 
     @require_oauth(SCIM_READ, along=list_along if plans is not None and plans.list is not None else None)
     def list_resources() -> Response:
