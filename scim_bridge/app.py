@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scim_bridge import auth
 from scim_bridge import cli
+from scim_bridge.auth import tokens
 from scim_bridge.domain import user_json
 from scim_bridge.http import errors as http_errors
 from scim_bridge.http import oauth
@@ -29,6 +31,7 @@ from scim_bridge.settings import Settings
 from scim_bridge.storage import session as storage_session
 from scim_bridge.storage.prepared import compile_all
 from scim_bridge.storage.repositories import users as user_repository
+from scim_bridge.storage.repositories.groups import GroupRepository
 from scim_bridge.storage.session import Storage
 
 
@@ -129,6 +132,12 @@ def warm_up(app: Flask) -> int:
     dialect = engine.dialect
     user_json.build_statements(dialect.name)
     user_repository.build_statements(dialect.name)
+    if storage.reads_along:
+        # The token's statement joined with each read a GET makes along with it (PostgreSQL).
+        for read in (user_json.one_user(dialect.name),
+                     *(user_json.by_unique(dialect.name, column) for column in user_repository.UNIQUE_COLUMNS),
+                     GroupRepository.row_read(uuid.UUID(int=0)).prepared):
+            tokens.grant_joined(read)
     for text in WARM_FILTERS:
         parse_filter(text)
     return compile_all(dialect)

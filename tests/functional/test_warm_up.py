@@ -10,6 +10,7 @@ from scim_bridge.auth import tokens
 from scim_bridge.domain import user_json
 from scim_bridge.settings import Settings
 from scim_bridge.storage import prepared
+from scim_bridge.storage.repositories import groups as group_repository
 from scim_bridge.storage.repositories import users as user_repository
 
 
@@ -26,6 +27,20 @@ def test_warm_up_compiles_the_hot_statements_and_leaves_no_connection(database_u
                           user_repository._read_one_statement(dialect.name, True, True)):
             assert dialect.name in statement._compiled, statement.statement
         assert storage.engine.pool.checkedout() == 0 and storage.read_connections.parked == 0
+    finally:
+        storage.dispose()
+
+
+def test_warm_up_compiles_the_reads_along_with_the_token_where_they_are_made(database_url):
+    app = create_app(Settings(database_url=database_url, secret_key="test"))
+    storage = app.extensions["scim_bridge.storage"]
+    storage.reads_along = True  # PostgreSQL's default; on SQLite for this test
+    try:
+        warm_up(app)
+        dialect = storage.engine.dialect
+        for read in (user_json.one_user(dialect.name), user_json.by_unique(dialect.name, "user_name_key"),
+                     user_json.by_unique(dialect.name, "external_id"), group_repository._GROUP_ROW):
+            assert dialect.name in tokens.grant_joined(read)._compiled, read.statement
     finally:
         storage.dispose()
 
