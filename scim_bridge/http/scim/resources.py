@@ -102,9 +102,11 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
             return None  # a bad query: answered by the view once the token is accepted (401 comes first)
 
     def get_along() -> PlannedRead | None:
-        assert plans is not None and request.view_args is not None
-        resource_id = request.view_args["resource_id"]
-        return read_along(lambda base_url, dialect: plans.get(resource_id, projection(), base_url, dialect))
+        assert plans is not None
+        planner = plans.get
+        # The request is read inside the plan: on SQLite (no reads along) nothing of it is.
+        return read_along(lambda base_url, dialect: planner((request.view_args or {})["resource_id"], projection(),
+                                                            base_url, dialect))
 
     def list_along() -> PlannedRead | None:
         assert plans is not None and plans.list is not None
