@@ -35,6 +35,9 @@ from scim_bridge.storage.repositories import groups as group_repository
 from tests.conftest import ScimClient
 from tests.conftest import new_tenant
 from tests.conftest import new_token
+from tests.functional.oauth_support import app_with
+from tests.functional.oauth_support import bearer
+from tests.functional.oauth_support import client_for
 
 BASE = "http://localhost/scim/v2"
 
@@ -292,3 +295,22 @@ def test_the_joined_statement_finds_its_rows_by_index(storage, seeded):
                     and "ordered" not in step], steps
         table = plan.prepared.statement.get_final_froms()[0].name
         assert any(step.startswith(f"SEARCH {table} USING") for step in steps), steps
+
+
+def test_a_conditional_get_is_answered_from_the_row_read_along(along, scim, seeded):
+    etag = scim.get(f"/Users/{seeded['user']}").headers["ETag"]
+    with _statements(along) as seen:
+        response = scim.get(f"/Users/{seeded['user']}", headers={"If-None-Match": etag})
+    assert response.status_code == 304 and response.headers["ETag"] == etag
+    assert len(seen) == 1
+    assert scim.get(f"/Users/{seeded['user']}", headers={"If-None-Match": 'W/"0"'}).status_code == 200
+
+
+def test_a_rate_limited_request_gets_no_resource(along, settings, seeded, tenant):
+    """Past the credential's limit the answer is 429: the rows read along are never handed over."""
+    limited = app_with(settings, along, rate_limit_per_minute=2)
+    http, fresh = client_for(limited), new_token(along, tenant)
+    answers = [http.get(f"/scim/v2/Users/{seeded['user']}", headers=bearer(fresh)) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].get_json()["status"] == "429"
+    assert "along@example.com" not in answers[2].get_data(as_text=True)
