@@ -213,7 +213,7 @@ def authenticate_bearer(session: Session, token: str, along: PlannedRead | None 
 def keep_rows_read_along(session: Session, along: PlannedRead, tenant_id: uuid.UUID,
                          rows: list[tuple[Any, ...]]) -> None:
     """Let *session*'s next run of *along* in *tenant_id* (the accepted token's) return *rows* without reading."""
-    read_ahead(session, along.prepared, {**along.params, "tenant_id": tenant_id}, rows)
+    read_ahead(session, along.prepared, along.params_in(tenant_id), rows)
 
 
 def grant_joined(resource: PreparedRead) -> PreparedRead:

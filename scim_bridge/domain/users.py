@@ -105,8 +105,8 @@ class UserService:
             # create: at most one user matches, through a statement built once per process.
             column, key = keyed
             found: Sequence[UserReadView | user_json.RenderedUser]
-            rendered = keyed_user_read(query, self._base_url, dialect_name(self._session))
-            if rendered is not None:
+            if projection.is_default:
+                rendered = _keyed_read(column, key, self._base_url, dialect_name(self._session))
                 found = [user_json.RenderedUser(*row) for row in rendered.rows(self._session, self._tenant_id)]
             else:
                 found = self._users.read_by_unique(column, key, with_values=_wants_values(projection),
@@ -509,8 +509,7 @@ def rendered_user_read(user_id: str, projection: Projection, base_url: str, dial
     ``None`` for any other projection or an id that cannot exist. Known before the tenant is, so
     that the token's statement can read it along (``require_oauth(..., along=...)``).
     """
-    parsed = parse_id(user_id)
-    if parsed is None or not projection.is_default:
+    if not projection.is_default or (parsed := parse_id(user_id)) is None:
         return None
     return PlannedRead(user_json.one_user(dialect), {"id": parsed, **user_json.base_params(base_url)})
 
@@ -523,7 +522,11 @@ def keyed_user_read(query: ListQuery, base_url: str, dialect: str) -> PlannedRea
     keyed = _unique_key_of(query)
     if keyed is None or not query.projection(RESOURCE).is_default:
         return None
-    column, key = keyed
+    return _keyed_read(*keyed, base_url, dialect)
+
+
+def _keyed_read(column: str, key: str, base_url: str, dialect: str) -> PlannedRead:
+    """The database-rendered user whose unique *column* is *key*."""
     return PlannedRead(user_json.by_unique(dialect, column), {"key": key, **user_json.base_params(base_url)})
 
 

@@ -123,9 +123,13 @@ class PlannedRead:
     prepared: PreparedRead
     params: Mapping[str, Any]
 
+    def params_in(self, tenant_id: Any) -> dict[str, Any]:
+        """Return its parameters with the tenant bound (what a run, and rows read ahead, are keyed by)."""
+        return {**self.params, "tenant_id": tenant_id}
+
     def rows(self, session: Session, tenant_id: Any) -> list[tuple[Any, ...]]:
         """Return its rows in *tenant_id*."""
-        return self.prepared.all(session, {**self.params, "tenant_id": tenant_id})
+        return self.prepared.all(session, self.params_in(tenant_id))
 
 
 def _compile(statement: Select[Any], dialect: Dialect, memo: bool = False, memo_columns: int = 0) -> _Compiled:
