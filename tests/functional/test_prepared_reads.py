@@ -386,3 +386,77 @@ def test_a_memo_is_bounded(storage):
     assert [row[0] for row in rows] == [0, 1, 2, 3, 4]
     memo = values.compiled_for(storage.engine.dialect).memo
     assert memo is not None and len(memo) <= 2
+
+
+def test_psycopg_reads_are_compiled_numbered_and_sent_as_they_are(storage, seeded):
+    """On psycopg a prepared read is compiled once with ``$n`` placeholders and sent on a ``RawCursor``.
+
+    Literal ``%`` signs (a LIKE pattern, a modulo), a parameter used twice and the statement's own
+    literals come back as the session returns them, on both databases, also once psycopg has
+    prepared the statement on the server (after five runs).
+    """
+    users = User.__table__
+    statement = (select(users.c.user_name, (users.c.version % 7).label("mod"),
+                        (bindparam("suffix", type_=users.c.user_name.type) + "%").label("pattern"))
+                 .where(users.c.tenant_id == bindparam("tenant_id"), users.c.id == bindparam("id"),
+                        users.c.user_name.like("prep%"), users.c.user_name != bindparam("suffix")))
+    read = PreparedRead(statement)
+    params = {"tenant_id": seeded["tenant"], "id": seeded["user"], "suffix": "x%y"}
+    with storage.sessionmaker() as session:
+        expected = read.all(session, params)
+    assert expected == [("prepared@example.com", 1, "x%y%")]
+    dialect = storage.engine.dialect
+    compiled = read.compiled_for(dialect)
+    cursors, sql_seen = [], []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        cursors.append(type(cursor).__name__)
+        sql_seen.append(statement)
+
+    event.listen(storage.engine, "before_cursor_execute", record)
+    lease = ReadLease(storage.engine)
+    try:
+        for _ in range(8):
+            assert lease.run(read, params) == expected
+        assert lease.run(read, {**params, "id": uuid.uuid4()}) == []
+    finally:
+        lease.release()
+        event.remove(storage.engine, "before_cursor_execute", record)
+    if dialect.driver == "psycopg":
+        numbered = prepared_module.statement_dialect(dialect)
+        assert numbered is not dialect and numbered.paramstyle == "numeric_dollar"
+        assert numbered.server_version_info == dialect.server_version_info
+        assert dialect.paramstyle == "pyformat"  # the engine's own dialect is left as it was
+        assert "%(" not in compiled.sql and "$1" in compiled.sql and "%%" not in compiled.sql
+        assert compiled.sent == compiled.sql.encode() and compiled.positional.count("suffix") == 1
+        assert set(cursors) == {"RawCursor"}
+    else:
+        assert prepared_module.statement_dialect(dialect) is dialect
+        assert compiled.sent is compiled.sql and compiled.cursor is None
+    assert sql_seen == [compiled.sql] * 9
+
+
+def test_a_numbered_read_reports_driver_errors_as_sqlalchemy_does(storage, seeded):
+    """A statement the server refuses raises SQLAlchemy's error (with the SQL sent), and the lease reads on."""
+    from sqlalchemy import String
+    from sqlalchemy import cast
+    from sqlalchemy import func
+    from sqlalchemy.exc import DBAPIError
+
+    users = User.__table__
+    failing = PreparedRead(select(cast(bindparam("text", type_=String), Integer).label("number"))
+                           .where(users.c.id == bindparam("id")))
+    lease = ReadLease(storage.engine)
+    try:
+        if storage.engine.dialect.name == "sqlite":
+            # SQLite casts any text to a number: the error case is PostgreSQL's.
+            assert lease.run(failing, {"id": seeded["user"], "text": "12%"}) == [(12,)]
+        else:
+            with pytest.raises(DBAPIError) as raised:
+                lease.run(failing, {"id": seeded["user"], "text": "12%"})
+            assert "invalid input syntax" in str(raised.value) and "$1" in str(raised.value)
+            assert not raised.value.connection_invalidated
+        counted = PreparedRead(select(func.count()).select_from(users).where(users.c.id == bindparam("id")))
+        assert lease.run(counted, {"id": seeded["user"]}) == [(1,)]
+    finally:
+        lease.release()

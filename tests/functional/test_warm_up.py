@@ -54,7 +54,8 @@ def test_warm_up_compiles_what_a_request_would(database_url):
         dialect = storage.engine.dialect
         for statement in list(prepared._BUILT):
             if isinstance(statement, prepared.PreparedRead):
-                assert statement.compiled_for(dialect).sql == str(statement.statement.compile(dialect=dialect))
+                compiled_with = prepared.statement_dialect(dialect)
+                assert statement.compiled_for(dialect).sql == str(statement.statement.compile(dialect=compiled_with))
     finally:
         storage.dispose()
 
