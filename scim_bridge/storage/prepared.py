@@ -169,8 +169,9 @@ def _raw_cursor() -> Callable[[Any], Any]:
     return psycopg.RawCursor
 
 
-def _compile(statement: Select[Any], dialect: Dialect, memo: bool = False, memo_columns: int = 0) -> _Compiled:
-    compiled_with = statement_dialect(dialect)
+def _compile(statement: Select[Any], dialect: Dialect, memo: bool = False, memo_columns: int = 0, *,
+             numbered: bool = True) -> _Compiled:
+    compiled_with = statement_dialect(dialect) if numbered else dialect
     compiled = statement.compile(dialect=compiled_with)
     binds: dict[str, Processor] = {}
     defaults: dict[str, Any] = {}
@@ -325,12 +326,7 @@ class ReadLease:
                 return found
         dialect = self._engine.dialect
         compiled = prepared.compiled_for(dialect)
-        values = {**compiled.defaults, **params}
-        for name, process in compiled.binds.items():
-            if process is not None:
-                values[name] = process(values[name])
-        arguments: Any = (tuple(values[name] for name in compiled.positional)
-                          if compiled.positional is not None else values)
+        arguments = _arguments(compiled, params)
         connection = self._connection
         if connection is None:
             connection = self._connection = self._connections.take()
@@ -390,6 +386,44 @@ class ReadLease:
         # Its siblings in the pool, and the parked ones, are most likely dead too (a server restart).
         self._connections.lose_all()
         self._engine.dispose(close=False)
+
+
+class PreparedCommand:
+    """A Core statement run in the session's transaction for its effect, its rows unread (a row lock).
+
+    Compiled once per dialect like a :class:`PreparedRead`, and sent on the transaction's cursor with
+    :func:`execute_on_cursor`, without ``Session.execute``'s ORM bookkeeping (~100 µs of CPU for
+    the tenant's event lock on PostgreSQL). Pending ORM changes are flushed first, as
+    ``Session.execute`` would autoflush them.
+    """
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+        _BUILT.add(self)
+
+    def compiled_for(self, dialect: Dialect) -> _Compiled:
+        """Return the statement compiled for *dialect* (once per process)."""
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            found = self._compiled[dialect.name] = _compile(self.statement, dialect, numbered=False)
+        return found
+
+    def run(self, session: Session, params: Mapping[str, Any]) -> None:
+        """Run the statement with *params* in *session*'s transaction."""
+        session.flush()
+        connection = session.connection()
+        compiled = self.compiled_for(connection.dialect)
+        execute_on_cursor(connection, compiled.sql, _arguments(compiled, params))
+
+
+def _arguments(compiled: _Compiled, params: Mapping[str, Any]) -> Any:
+    """Return *params* as the driver takes them for *compiled*: defaults added, bind processors applied, in order."""
+    values = {**compiled.defaults, **params}
+    for name, process in compiled.binds.items():
+        if process is not None:
+            values[name] = process(values[name])
+    return tuple(values[name] for name in compiled.positional) if compiled.positional is not None else values
 
 
 def read_ahead(session: Session, prepared: PreparedRead, params: Mapping[str, Any],
@@ -600,7 +634,7 @@ def _default(column: Any) -> Any:
     return default.arg(None) if default.is_callable else default.arg
 
 
-_BUILT: weakref.WeakSet[PreparedRead | PreparedInsert] = weakref.WeakSet()
+_BUILT: weakref.WeakSet[PreparedRead | PreparedInsert | PreparedCommand] = weakref.WeakSet()
 """Every prepared statement built so far (module constants, and those built by cached factories)."""
 
 

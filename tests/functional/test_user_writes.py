@@ -343,3 +343,76 @@ def test_new_users_and_groups_get_time_ordered_ids(scim):
     assert {made.version for made in users + [group]} == {7}
     assert [made.int >> 80 for made in users] == sorted(made.int >> 80 for made in users)
     assert users[0].int >> 80 <= group.int >> 80
+
+
+def test_a_creates_uniqueness_check_reads_on_the_lease_and_a_puts_in_the_write(scim, engine):
+    # The create's check runs before its write transaction: on the request's read lease (a
+    # statement with no SQLAlchemy connection), so no transaction is opened only for the write
+    # to commit it first. A PUT checks inside its write transaction, on the write's connection.
+    user = scim.post("/Users", body_of("lease-check", 1)).get_json()
+    seen: list[tuple[bool, str]] = []
+
+    def record(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if " ".join(statement.split()).startswith("SELECT users.id, users.user_name_key, users.external_id FROM"):
+            seen.append((conn is None, statement))
+
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        created = scim.post("/Users", body_of("lease-check", 2))
+        on_lease = list(seen)
+        seen.clear()
+        replaced = scim.put(f"/Users/{user['id']}", {**body_of("lease-check", 1), "userName": "renamed@example.com"})
+        in_write = list(seen)
+        seen.clear()
+        taken = scim.post("/Users", {**body_of("lease-check", 3), "userName": "renamed@example.com"})
+        taken_ext = scim.post("/Users", {**body_of("lease-check", 4), "externalId": body_of("lease-check", 2)
+                                         ["externalId"]})
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+    assert created.status_code == 201 and replaced.status_code == 200
+    assert [lease for lease, _ in on_lease] == [True]
+    assert [lease for lease, _ in in_write] == [False]
+    assert taken.status_code == 409 and taken.get_json()["scimType"] == "uniqueness"
+    assert taken_ext.status_code == 409 and "externalId" in taken_ext.get_json()["detail"]
+
+
+def test_the_tenants_event_lock_is_held_until_commit_and_comes_after_pending_rows(storage, tenant):
+    # PreparedCommand: the lock statement runs on the write transaction's own connection (the row
+    # stays locked until COMMIT: another transaction cannot take it meanwhile), after the ORM's
+    # pending rows are flushed, as Session.execute would have flushed them.
+    from sqlalchemy import text
+
+    from scim_bridge.storage.base import utcnow
+    from scim_bridge.storage.models import Org
+    from scim_bridge.storage.repositories.orgs import OrgRepository
+
+    order: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        order.append(statement.split()[0] + (" lock" if "FOR NO KEY UPDATE" in statement else ""))
+
+    with storage.sessionmaker() as session, session.begin():
+        now = utcnow()
+        session.add(Org(tenant_id=tenant.id, org_id=f"lock-{uuid.uuid4().hex[:8]}", name="Lock test", source="manual",
+                        name_locked=True, orphaned=False, version=1, created=now, last_modified=now))
+        sa_event.listen(storage.engine, "before_cursor_execute", record)
+        try:
+            OrgRepository(session, tenant.id).lock_tenant()
+        finally:
+            sa_event.remove(storage.engine, "before_cursor_execute", record)
+        if storage.is_sqlite:
+            assert order == []  # the write transaction holds SQLite's one lock already: nothing to send
+        else:
+            assert order == ["INSERT", "SELECT lock"]
+            with storage.engine.connect() as other:
+                other.execute(text("SET lock_timeout = '100ms'"))
+                with pytest.raises(Exception, match="lock"):
+                    other.execute(text("SELECT id FROM tenants WHERE id = :id FOR NO KEY UPDATE"),
+                                  {"id": tenant.id})
+                other.rollback()
+    if not storage.is_sqlite:
+        with storage.engine.connect() as other:
+            other.execute(text("SET lock_timeout = '100ms'"))
+            assert other.execute(text("SELECT id FROM tenants WHERE id = :id FOR NO KEY UPDATE"),
+                                 {"id": tenant.id}).scalar_one() == tenant.id
+            other.rollback()

@@ -31,6 +31,7 @@ from scim_bridge.storage.models import Tenant
 from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserOrgState
 from scim_bridge.storage.prepared import BoundRows
+from scim_bridge.storage.prepared import PreparedCommand
 from scim_bridge.storage.prepared import PreparedInsert
 from scim_bridge.storage.repositories.common import chunked
 from scim_bridge.storage.repositories.common import dialect_name
@@ -327,7 +328,7 @@ class OrgRepository:
         """
         if dialect_name(self._session) == "sqlite":
             return  # the write transaction (BEGIN IMMEDIATE) already holds the database's write lock
-        self._session.execute(_LOCK_TENANT, {"tenant_id": self._tenant_id})
+        _LOCK_TENANT.run(self._session, {"tenant_id": self._tenant_id})
 
     def append_events(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert event rows in one statement."""
@@ -345,7 +346,8 @@ _INSERT_STATE = PreparedInsert(UserOrgState.__table__)
 _INSERT_EVENTS = PreparedInsert(ChangeEvent.__table__)
 
 # Built once: every write that appends events runs it.
-_LOCK_TENANT = select(Tenant.id).where(Tenant.id == bindparam("tenant_id")).with_for_update(key_share=True)
+_LOCK_TENANT = PreparedCommand(select(Tenant.id).where(Tenant.id == bindparam("tenant_id"))
+                               .with_for_update(key_share=True))
 
 
 def _info(row: Sequence[Any]) -> GroupInfo:

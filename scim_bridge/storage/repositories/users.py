@@ -200,11 +200,14 @@ Holder = tuple[uuid.UUID, str, str | None]
 # running it): the parameters are bound per call.
 _USER_FOR_UPDATE = (select(User).where(User.tenant_id == bindparam("tenant_id"), User.id == bindparam("id"))
                     .with_for_update())
-_HOLDERS_OF_NAME = select(User.id, User.user_name_key, User.external_id).where(
-    User.tenant_id == bindparam("tenant_id"), User.user_name_key == bindparam("key"))
-_HOLDERS = select(User.id, User.user_name_key, User.external_id).where(
+# Prepared: a create checks uniqueness before its write transaction, so the check reads on the
+# request's lease (no ORM execution, no transaction for the write to commit first); inside a
+# write (PUT, PATCH, Bulk) it runs in the transaction as before.
+_HOLDERS_OF_NAME = PreparedRead(select(User.id, User.user_name_key, User.external_id).where(
+    User.tenant_id == bindparam("tenant_id"), User.user_name_key == bindparam("key")))
+_HOLDERS = PreparedRead(select(User.id, User.user_name_key, User.external_id).where(
     User.tenant_id == bindparam("tenant_id"),
-    or_(User.user_name_key == bindparam("key"), User.external_id == bindparam("external_id")))
+    or_(User.user_name_key == bindparam("key"), User.external_id == bindparam("external_id"))))
 
 _counts = UserCount.__table__
 _COUNTED = PreparedRead(select(func.coalesce(func.sum(_counts.c.delta), 0), func.count())
@@ -289,9 +292,12 @@ class UserRepository:
 
     def holders_of(self, user_name: str, external_id: str | None) -> list[Holder]:
         """Return (id, userName key, externalId) of users holding this userName or externalId."""
-        params = {"tenant_id": self._tenant_id, "key": user_name.lower(), "external_id": external_id}
-        stmt = _HOLDERS_OF_NAME if external_id is None else _HOLDERS
-        return [(row[0], row[1], row[2]) for row in self._session.execute(stmt, params)]
+        if external_id is None:
+            rows = _HOLDERS_OF_NAME.all(self._session, {"tenant_id": self._tenant_id, "key": user_name.lower()})
+        else:
+            rows = _HOLDERS.all(self._session, {"tenant_id": self._tenant_id, "key": user_name.lower(),
+                                                "external_id": external_id})
+        return [(row[0], row[1], row[2]) for row in rows]
 
     def holders_of_many(self, user_name_keys: Sequence[str], external_ids: Sequence[str]) -> list[Holder]:
         """Return the users holding any of these userName keys (lowered) or externalIds, in one query per 500."""
