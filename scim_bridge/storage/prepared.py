@@ -151,7 +151,8 @@ def statement_dialect(dialect: Dialect) -> Dialect:
     if dialect.driver != "psycopg":
         return dialect
     numbered = _NUMBERED.get(dialect)
-    if numbered is None:
+    # A copy made before the engine's first connection taught the dialect the server is made again.
+    if numbered is None or numbered.server_version_info != dialect.server_version_info:
         numbered = copy.copy(dialect)
         numbered.paramstyle = "numeric_dollar"
         numbered.positional = True
@@ -324,12 +325,14 @@ class ReadLease:
             found = self._ahead.pop((prepared, _params_key(params)), None)
             if found is not None:
                 return found
-        dialect = self._engine.dialect
-        compiled = prepared.compiled_for(dialect)
-        arguments = _arguments(compiled, params)
+        # The connection first: a process's first connection initializes the dialect, which the
+        # statement is then compiled with (the warm-up does both before the fork, when it can).
         connection = self._connection
         if connection is None:
             connection = self._connection = self._connections.take()
+        dialect = self._engine.dialect
+        compiled = prepared.compiled_for(dialect)
+        arguments = _arguments(compiled, params)
         cursor = connection.cursor() if compiled.cursor is None else compiled.cursor(connection.dbapi_connection)
         try:
             _execute(self._engine.dispatch, None, cursor, compiled.sql, arguments, many=False, sent=compiled.sent)

@@ -460,3 +460,49 @@ def test_a_numbered_read_reports_driver_errors_as_sqlalchemy_does(storage, seede
         assert lease.run(counted, {"id": seeded["user"]}) == [(1,)]
     finally:
         lease.release()
+
+
+def test_the_numbered_dialect_follows_the_engines_first_connection(database_url):
+    """A numbered copy made before the engine connected is made again once the dialect knows the server."""
+    engine = build_engine(database_url)
+    try:
+        dialect = engine.dialect
+        early = prepared_module.statement_dialect(dialect)
+        with engine.connect():
+            pass
+        late = prepared_module.statement_dialect(dialect)
+        if dialect.driver != "psycopg":
+            assert early is dialect and late is dialect
+            return
+        assert early.server_version_info is None and late.server_version_info == dialect.server_version_info
+        assert late is not early and late.paramstyle == "numeric_dollar"
+        assert prepared_module.statement_dialect(dialect) is late  # kept once the server is known
+    finally:
+        engine.dispose()
+
+
+def test_a_processs_first_read_is_compiled_after_its_first_connection(database_url, seeded, monkeypatch):
+    """The lease connects before compiling, so a statement compiled by a cold process sees the initialized dialect."""
+    engine = build_engine(database_url)
+    compiled_knowing: list[object] = []
+    real_compile = prepared_module._compile
+
+    def observed(statement, dialect, *args, **kwargs):
+        compiled_knowing.append(dialect.server_version_info)
+        return real_compile(statement, dialect, *args, **kwargs)
+
+    monkeypatch.setattr(prepared_module, "_compile", observed)
+    try:
+        assert engine.dialect.server_version_info is None  # nothing has connected yet
+        users = User.__table__
+        read = PreparedRead(select(users.c.user_name).where(users.c.id == bindparam("id")))
+        lease = ReadLease(engine)
+        try:
+            assert lease.run(read, {"id": seeded["user"]}) == [("prepared@example.com",)]
+        finally:
+            lease.release()
+        assert len(compiled_knowing) == 1 and compiled_knowing[0] is not None
+        compiled = read.compiled_for(engine.dialect)
+        assert compiled.sql == str(read.statement.compile(dialect=prepared_module.statement_dialect(engine.dialect)))
+    finally:
+        engine.dispose()
