@@ -27,6 +27,7 @@ from scim_bridge.domain.users import rendered_user_read
 from scim_bridge.scim import schema as s
 from scim_bridge.scim.filter.parser import parse_filter
 from scim_bridge.scim.projection import Projection
+from scim_bridge.storage import prepared as prepared_module
 from scim_bridge.storage.models import User
 from scim_bridge.storage.prepared import PlannedRead
 from scim_bridge.storage.prepared import PreparedRead
@@ -284,11 +285,7 @@ def test_the_joined_statement_finds_its_rows_by_index(storage, seeded):
         pytest.skip("query plans without statistics are SQLite's (PostgreSQL runs ANALYZE via autovacuum)")
     for plan in _plans(storage, seeded):
         compiled = tokens.grant_joined(plan.prepared).compiled_for(storage.engine.dialect)
-        values = {**compiled.defaults, **plan.params, "token_hash": "x"}
-        for name, process in compiled.binds.items():
-            if process is not None:
-                values[name] = process(values[name])
-        arguments = tuple(values[name] for name in compiled.positional)
+        arguments = prepared_module._arguments(compiled, {**plan.params, "token_hash": "x"})
         with storage.engine.connect() as connection:
             steps = [row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.sql, arguments)]
         assert not [step for step in steps if step.startswith("SCAN") and "per_attribute" not in step

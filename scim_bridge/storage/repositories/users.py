@@ -292,12 +292,9 @@ class UserRepository:
 
     def holders_of(self, user_name: str, external_id: str | None) -> list[Holder]:
         """Return (id, userName key, externalId) of users holding this userName or externalId."""
-        if external_id is None:
-            rows = _HOLDERS_OF_NAME.all(self._session, {"tenant_id": self._tenant_id, "key": user_name.lower()})
-        else:
-            rows = _HOLDERS.all(self._session, {"tenant_id": self._tenant_id, "key": user_name.lower(),
-                                                "external_id": external_id})
-        return [(row[0], row[1], row[2]) for row in rows]
+        params = {"tenant_id": self._tenant_id, "key": user_name.lower(), "external_id": external_id}
+        prepared = _HOLDERS_OF_NAME if external_id is None else _HOLDERS
+        return [(row[0], row[1], row[2]) for row in prepared.all(self._session, params)]
 
     def holders_of_many(self, user_name_keys: Sequence[str], external_ids: Sequence[str]) -> list[Holder]:
         """Return the users holding any of these userName keys (lowered) or externalIds, in one query per 500."""
