@@ -71,9 +71,10 @@ class EventLog:
         if not self._pending or self._held:
             return
         if not self._locked or self._session.in_nested_transaction():
-            self._repository.lock_tenant()
+            self._repository.lock_and_append_events(self._pending)
             self._locked = True
-        self._repository.append_events(self._pending)
+        else:
+            self._repository.append_events(self._pending)
         self._pending = []
 
     @contextmanager

@@ -30,6 +30,7 @@ from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy import Select
 from sqlalchemy import Table
+from sqlalchemy import Insert
 from sqlalchemy import insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -452,11 +453,12 @@ def _processed(fetched: Sequence[Any], results: tuple[tuple[int, Callable[[Any],
     return tuple(row)
 
 
-def execute_on_cursor(connection: Connection, sql: str, parameters: Any = (), *, many: bool = False) -> None:
+def execute_on_cursor(connection: Connection, sql: str, parameters: Any = (), *, many: bool = False) -> int:
     """Run *sql* on a DBAPI cursor of *connection* (a statement whose rows nobody reads), as SQLAlchemy would.
 
     The engine's cursor events fire, driver errors become SQLAlchemy's, and a lost connection is
     invalidated; without SQLAlchemy's execution bookkeeping (~15 µs a statement on SQLite).
+    Return the driver's row count (rows an INSERT, UPDATE or DELETE touched; -1 when unknown).
     """
     dbapi_connection = connection.connection.dbapi_connection
     cursor = dbapi_connection.cursor()
@@ -465,7 +467,9 @@ def execute_on_cursor(connection: Connection, sql: str, parameters: Any = (), *,
     except BaseException as exc:
         _failed(connection.dialect, dbapi_connection, cursor, sql, parameters, exc, connection.invalidate)
         raise
+    count: int = cursor.rowcount
     cursor.close()
+    return count
 
 
 def _execute(dispatch: Any, connection: Any, cursor: Any, sql: str, parameters: Any, *, many: bool,
@@ -547,11 +551,16 @@ class PreparedInsert:
     connection, no execution context); driver errors become SQLAlchemy's (``IntegrityError``...),
     and a lost connection is invalidated, as SQLAlchemy does. More than :data:`CURSOR_ROWS_AT_MOST`
     rows go through ``Session.execute``.
+
+    *statement* replaces the plain ``INSERT … VALUES``: an INSERT into *table* that takes one
+    parameter per column, named by the column's key (an ``INSERT … SELECT`` that also takes a
+    lock, say); one row at a time then (no multi-row form).
     """
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, statement: Insert | None = None) -> None:
         self.table = table
-        self.statement = insert(table)
+        self.statement = statement if statement is not None else insert(table)
+        self.single_row = statement is not None
         skipped = table.autoincrement_column
         self.columns = tuple(column for column in table.columns if column is not skipped)
         for column in self.columns:
@@ -569,10 +578,14 @@ class PreparedInsert:
             compiled = self._compiled[dialect.name] = self._compile(dialect)
         return compiled
 
-    def run(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert *rows* (column key → value; missing columns take their defaults) in the session's transaction."""
-        if rows:
-            self.send(session, self.bind(session.get_bind().dialect, rows))
+    def run(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert *rows* (column key → value; missing columns take their defaults) in the session's transaction.
+
+        Return the number of rows the database inserted (see :meth:`send`).
+        """
+        if not rows:
+            return 0
+        return self.send(session, self.bind(session.get_bind().dialect, rows))
 
     def bind(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> BoundRows:
         """Turn *rows* into the statement's parameters for *dialect* now, to :meth:`send` later.
@@ -580,28 +593,34 @@ class PreparedInsert:
         Defaults and bind processors run here: a create binds its rows before it waits for the
         write lock, and only sends them while it holds it.
         """
+        if self.single_row and len(rows) != 1:
+            raise ValueError(f"{self.table.name}: this INSERT takes one row at a time, not {len(rows)}")
         if len(rows) > CURSOR_ROWS_AT_MOST:
             return BoundRows(self, dialect.name, list(rows), cursor=False)
         compiled = self.compiled_for(dialect)
         return BoundRows(self, dialect.name, [self._values(compiled, row) for row in rows], cursor=True)
 
-    def send(self, session: Session, bound: BoundRows) -> None:
-        """Insert rows bound by :meth:`bind` in the session's transaction."""
+    def send(self, session: Session, bound: BoundRows) -> int:
+        """Insert rows bound by :meth:`bind` in the session's transaction.
+
+        Return the number of rows inserted, as the driver counts them (an ``INSERT … SELECT`` may
+        insert fewer than it was given; -1 when the driver cannot tell).
+        """
         if bound.insert is not self:
             raise ValueError(f"rows bound for {bound.insert.table.name}, not {self.table.name}")
         if not bound.rows:
-            return
+            return 0
         if not bound.cursor:
-            session.execute(self.statement, bound.rows)
-            return
+            result: Any = session.execute(self.statement, bound.rows)
+            return int(result.rowcount)
         session.flush()
         connection = session.connection()
         dialect = connection.dialect
         if dialect.name != bound.dialect:
             raise ValueError(f"rows bound for {bound.dialect}, sent to {dialect.name}")
         many = len(bound.rows) > 1
-        execute_on_cursor(connection, self._compiled[dialect.name].sql, bound.rows if many else bound.rows[0],
-                          many=many)
+        return execute_on_cursor(connection, self._compiled[dialect.name].sql, bound.rows if many else bound.rows[0],
+                                 many=many)
 
     def _values(self, compiled: _CompiledInsert, row: Mapping[str, Any]) -> Any:
         values = []

@@ -106,7 +106,7 @@ def test_statement_count_with_mapping(mapped_groups, engine, change):
         captured[size] = seen
     small, big = captured[SIZES[0]], captured[SIZES[1]]
     assert any("org_memberships" in s for s in small), "the org sync ran"
-    assert any(s.startswith("INSERT INTO events") for s in small), "events were appended"
+    assert any("INSERT INTO events" in s for s in small), "events were appended"
     assert len(small) == len(big), "\n".join(f"{a!r}\n  vs {b!r}" for a, b in zip(small, big, strict=False))
     assert small == big
 

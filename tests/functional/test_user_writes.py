@@ -29,6 +29,14 @@ ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 INFINITY = "urn:scim-bridge:params:scim:schemas:extension:infinity:2.0:User"
 
 
+def inserted_table(statement: str) -> str | None:
+    """Return the table an INSERT writes, also for the event INSERT that takes the tenant's lock in a WITH."""
+    if statement.startswith("WITH ") and " INSERT INTO " in statement:  # PostgreSQL: lock_and_append_events
+        return statement.split(" INSERT INTO ", 1)[1].split()[0]
+    words = statement.split()
+    return words[2] if words[:2] == ["INSERT", "INTO"] else None
+
+
 def body_of(prefix: str, i: int) -> dict[str, Any]:
     """Return a user body whose unique values carry *prefix*; everything else depends on *i* only."""
     return {"schemas": [USER_SCHEMA, ENTERPRISE], "userName": f"{prefix}-{i}@example.com",
@@ -115,7 +123,7 @@ def test_a_create_writes_each_of_its_rows_with_one_insert_in_order(scim, engine,
         sa_event.remove(engine, "before_cursor_execute", record)
     assert created.status_code == 201
     # (The request's rate-limit count, kept apart from the write, may insert its counter row.)
-    inserts = [s.split()[2] for s in statements if s.startswith("INSERT") and "rate_limit" not in s]
+    inserts = [t for t in map(inserted_table, statements) if t is not None and t != "rate_limit_counters"]
     # The success audit record goes first (the user's id is known before the write); the org
     # state row goes in as a plain INSERT right after the user's rows (no ORM flush).
     assert inserts == ["audit_events", "users", "user_values", "user_org_state", "events"]
@@ -281,11 +289,13 @@ def test_a_create_binds_its_rows_before_the_write_transaction(scim, storage, ten
     assert created.status_code == 201, created.get_json()
     before = [name for name, free in bound if free]
     assert before[:3] == ["users", "user_values", "user_org_state"]
-    # The event goes in under the lock (its id is the tenant's cursor), and so does everything on
-    # SQLite, whose write lock is the transaction's; on PostgreSQL the audit record goes in before
-    # the tenant's event lock is taken.
+    # On SQLite, whose write lock is the transaction's, the audit record and the event are bound
+    # under it; on PostgreSQL the audit record goes in before the tenant's event lock is taken, and
+    # the event is bound before the statement that takes the lock and inserts it is sent.
     under_lock = [name for name, free in bound if not free]
-    assert under_lock == (["audit_events", "events"] if storage.is_sqlite else ["events"])
+    assert under_lock == (["audit_events", "events"] if storage.is_sqlite else [])
+    if not storage.is_sqlite:
+        assert before[3:] == ["audit_events", "events"]
 
 
 @pytest.mark.parametrize("write", ["create", "replace", "patch", "delete"])
@@ -313,8 +323,8 @@ def test_a_writes_audit_record_goes_in_before_the_tenants_event_lock(scim, engin
     finally:
         sa_event.remove(engine, "before_cursor_execute", record)
     assert answer.status_code in (200, 201, 204), answer.get_json()
-    audit_at = next(n for n, s in enumerate(statements) if s.startswith("INSERT INTO audit_events"))
-    events_at = next(n for n, s in enumerate(statements) if s.startswith("INSERT INTO events"))
+    audit_at = next(n for n, s in enumerate(statements) if inserted_table(s) == "audit_events")
+    events_at = next(n for n, s in enumerate(statements) if inserted_table(s) == "events")
     locks = [n for n, s in enumerate(statements) if "FOR NO KEY UPDATE" in s and "tenants" in s]
     assert audit_at < events_at
     if engine.dialect.name == "postgresql":
@@ -416,3 +426,102 @@ def test_the_tenants_event_lock_is_held_until_commit_and_comes_after_pending_row
             assert other.execute(text("SELECT id FROM tenants WHERE id = :id FOR NO KEY UPDATE"),
                                  {"id": tenant.id}).scalar_one() == tenant.id
             other.rollback()
+
+
+def _event_row(subject: str) -> dict[str, Any]:
+    return {"type": "user.updated", "subject": subject, "before": {"n": 1}, "after": {"n": 2}, "request_id": None}
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_an_event_append_takes_the_tenants_lock_in_its_own_insert_when_it_is_one_row(storage, tenant, count):
+    # lock_and_append_events: on PostgreSQL one event (most writes append one) goes in with the
+    # lock in one statement (WITH … FOR NO KEY UPDATE INSERT … SELECT): a round trip fewer while
+    # the lock is held; several take the lock, then one INSERT. The row stays locked until COMMIT.
+    from sqlalchemy import text
+
+    from scim_bridge.storage.models import ChangeEvent
+    from scim_bridge.storage.repositories.orgs import OrgRepository
+
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's transaction begins on the first statement
+            sent.append(statement)
+
+    subjects = [f"user:{uuid.uuid4()}" for _ in range(count)]
+    with storage.sessionmaker() as session, session.begin():
+        sa_event.listen(storage.engine, "before_cursor_execute", record)
+        try:
+            OrgRepository(session, tenant.id).lock_and_append_events([_event_row(s) for s in subjects])
+        finally:
+            sa_event.remove(storage.engine, "before_cursor_execute", record)
+        shapes = [(inserted_table(s) or s.split()[0]) + (" lock" if "FOR NO KEY UPDATE" in s else "") for s in sent]
+        if storage.is_sqlite:
+            assert shapes == ["events"]  # SQLite's write transaction holds the one lock already
+        else:
+            assert shapes == (["events lock"] if count == 1 else ["SELECT lock", "events"])
+            with storage.engine.connect() as other:
+                other.execute(text("SET lock_timeout = '100ms'"))
+                with pytest.raises(Exception, match="lock"):
+                    other.execute(text("SELECT id FROM tenants WHERE id = :id FOR NO KEY UPDATE"), {"id": tenant.id})
+                other.rollback()
+    with storage.sessionmaker() as session:
+        rows = session.execute(select(ChangeEvent.subject, ChangeEvent.tenant_id, ChangeEvent.before, ChangeEvent.after)
+                               .where(ChangeEvent.subject.in_(subjects)).order_by(ChangeEvent.id)).all()
+    assert [tuple(r) for r in rows] == [(s, tenant.id, {"n": 1}, {"n": 2}) for s in subjects]
+
+
+@pytest.mark.xdist_group("event-lock")
+def test_an_event_that_waits_for_the_tenants_lock_draws_its_id_after_the_holder_commits(storage, tenant):
+    # Event ids are the change log's cursor: they must commit in id order, or a reader polling
+    # "id > cursor" would skip an event that commits late. A single event's INSERT takes the lock
+    # in the same statement; its id must be drawn after the lock is granted, not before.
+    import threading
+    import time
+
+    from scim_bridge.storage.models import ChangeEvent
+    from scim_bridge.storage.repositories.orgs import OrgRepository
+
+    if storage.is_sqlite:
+        pytest.skip("SQLite serializes whole write transactions (BEGIN IMMEDIATE): no row lock to wait for")
+    waiting, done = f"user:{uuid.uuid4()}", threading.Event()
+    failure: list[BaseException] = []
+
+    def second_writer() -> None:
+        try:
+            with storage.sessionmaker() as other, other.begin():
+                OrgRepository(other, tenant.id).lock_and_append_events([_event_row(waiting)])
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failure.append(exc)
+        finally:
+            done.set()
+
+    holder = f"user:{uuid.uuid4()}"
+    with storage.sessionmaker() as session, session.begin():
+        repository = OrgRepository(session, tenant.id)
+        repository.lock_tenant()  # the lock first, this transaction's event (and its id) later
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        time.sleep(0.3)
+        assert not done.is_set(), "the second writer did not wait for the tenant's lock"
+        repository.append_events([_event_row(holder)])
+    thread.join(timeout=30)
+    assert done.is_set() and not failure, failure
+    with storage.sessionmaker() as session:
+        ids = dict(session.execute(select(ChangeEvent.subject, ChangeEvent.id)
+                                   .where(ChangeEvent.subject.in_([holder, waiting]))).all())
+    assert ids[holder] < ids[waiting]
+
+
+def test_a_single_event_for_a_tenant_that_is_gone_is_refused_not_lost(storage):
+    # The INSERT … SELECT inserts nothing when the tenant row is missing (the plain INSERT's
+    # foreign key would have refused it): that must be an error, never an event quietly dropped.
+    from sqlalchemy.exc import IntegrityError
+
+    from scim_bridge.storage.repositories.orgs import OrgRepository
+
+    with storage.sessionmaker() as session, session.begin():
+        expected = IntegrityError if storage.is_sqlite else LookupError
+        with pytest.raises(expected):
+            OrgRepository(session, uuid.uuid4()).lock_and_append_events([_event_row(f"user:{uuid.uuid4()}")])
+        session.rollback()
