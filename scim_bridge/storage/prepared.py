@@ -28,9 +28,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy import Engine
+from sqlalchemy import Insert
 from sqlalchemy import Select
 from sqlalchemy import Table
-from sqlalchemy import Insert
 from sqlalchemy import insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError

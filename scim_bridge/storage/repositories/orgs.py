@@ -369,7 +369,10 @@ _LOCK_TENANT = PreparedCommand(select(Tenant.id).where(Tenant.id == bindparam("t
 
 
 def _event_insert_locking() -> Insert:
-    """The INSERT of one event that takes the tenant's append lock first (PostgreSQL; :meth:`lock_and_append_events`)."""
+    """Return the INSERT of one event that takes the tenant's append lock first (PostgreSQL).
+
+    See :meth:`OrgRepository.lock_and_append_events`.
+    """
     table = ChangeEvent.__table__
     locked = (select(Tenant.id.label("tenant_id")).where(Tenant.id == bindparam("tenant_id"))
               .with_for_update(key_share=True).cte("tenant_lock"))
