@@ -45,13 +45,20 @@ def insert_ignoring_conflicts(session: Session, table: Table, rows: list[dict[st
     if not rows:
         return 0
     dialect = dialect_name(session)
-    stmt: Insert
-    if dialect == "postgresql":
-        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
-    else:
-        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)
-    key = next(iter(table.primary_key.columns))
-    return len(session.execute(stmt.returning(key), rows).all())
+    built = _IGNORING_CONFLICTS.get((dialect, table.name, tuple(index_elements)))
+    if built is None:
+        stmt: Insert
+        if dialect == "postgresql":
+            stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+        else:
+            stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+        built = _IGNORING_CONFLICTS[(dialect, table.name, tuple(index_elements))] = stmt.returning(
+            next(iter(table.primary_key.columns)))
+    return len(session.execute(built, rows).all())
+
+
+# Built once per dialect, table and conflict target (building one costs about as much as running it).
+_IGNORING_CONFLICTS: dict[tuple[str, str, tuple[str, ...]], Insert] = {}
 
 
 CHUNK = 1000

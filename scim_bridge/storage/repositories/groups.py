@@ -42,6 +42,19 @@ from scim_bridge.storage.scim_sql import MEMBER_GROUP
 # Built once (building a statement costs about as much as running it); parameters bound per call.
 _GROUP_FOR_UPDATE = (select(Group).where(Group.tenant_id == bindparam("tenant_id"), Group.id == bindparam("id"))
                      .with_for_update())
+_MEMBERS = GroupMember.__table__
+_MEMBER_IDS = bindparam("ids", expanding=True)
+_GROUP_IDS_IN = select(Group.id).where(unindexed(Group.tenant_id) == bindparam("tenant_id"), Group.id.in_(_MEMBER_IDS))
+# A plain DELETE of the table's rows (no ORM objects of memberships are ever loaded to keep in sync).
+_REMOVE_MEMBERS = delete(_MEMBERS).where(
+    _MEMBERS.c.group_id == bindparam("group_id"),
+    or_(_MEMBERS.c.user_id.in_(_MEMBER_IDS), _MEMBERS.c.member_group_id.in_(_MEMBER_IDS)))
+_MEMBERS_SPLIT = (select(GroupMember.user_id, GroupMember.member_group_id)
+                  .outerjoin(User, User.id == GroupMember.user_id)
+                  .outerjoin(MEMBER_GROUP, MEMBER_GROUP.id == GroupMember.member_group_id)
+                  .where(GroupMember.group_id == bindparam("group_id")))
+_MEMBERS_SPLIT_BY_ID = _MEMBERS_SPLIT.where(or_(GroupMember.user_id.in_(_MEMBER_IDS),
+                                                GroupMember.member_group_id.in_(_MEMBER_IDS)))
 # What a GET reads: the group's columns (members come later, and only when projected).
 _GROUP_ROW = PreparedRead(select(Group.__table__).where(Group.__table__.c.tenant_id == bindparam("tenant_id"),
                                                         Group.__table__.c.id == bindparam("id")))
@@ -83,8 +96,7 @@ class GroupRepository:
         """Return which of *ids* are groups of this tenant."""
         found: set[uuid.UUID] = set()
         for batch in chunked(dict.fromkeys(ids)):
-            stmt = select(Group.id).where(unindexed(Group.tenant_id) == self._tenant_id, Group.id.in_(batch))
-            found.update(self._session.scalars(stmt))
+            found.update(self._session.scalars(_GROUP_IDS_IN, {"tenant_id": self._tenant_id, "ids": batch}))
         return found
 
     def count(self, where: ColumnElement[bool] | None) -> int:
@@ -184,11 +196,8 @@ class GroupRepository:
         """Remove the given members (users or groups); return how many rows went."""
         removed = 0
         for batch in chunked(dict.fromkeys(member_ids)):
-            stmt = delete(GroupMember).where(
-                GroupMember.group_id == group_id,
-                or_(GroupMember.user_id.in_(batch), GroupMember.member_group_id.in_(batch)),
-            )
-            removed += max(self._session.execute(stmt).rowcount or 0, 0)
+            result: Any = self._session.execute(_REMOVE_MEMBERS, {"group_id": group_id, "ids": batch})
+            removed += max(result.rowcount or 0, 0)
         return removed
 
     def remove_all_members(self, group_id: uuid.UUID) -> int:
@@ -220,18 +229,14 @@ class GroupRepository:
         """
         users: set[uuid.UUID] = set()
         groups: set[uuid.UUID] = set()
-        base = (select(GroupMember.user_id, GroupMember.member_group_id)
-                .outerjoin(User, User.id == GroupMember.user_id)
-                .outerjoin(MEMBER_GROUP, MEMBER_GROUP.id == GroupMember.member_group_id)
-                .where(GroupMember.group_id == group_id))
-        if where is not None:
-            base = base.where(where)
-        statements = [base]
+        base = _MEMBERS_SPLIT.where(where) if where is not None else _MEMBERS_SPLIT
+        runs: list[tuple[Any, dict[str, Any]]] = [(base, {"group_id": group_id})]
         if ids is not None:
-            statements = [base.where(or_(GroupMember.user_id.in_(batch), GroupMember.member_group_id.in_(batch)))
-                          for batch in chunked(dict.fromkeys(ids))]
-        for stmt in statements:
-            for user_id, member_group_id in self._session.execute(stmt):
+            # Built once for the common case (members named by id): a PATCH remove of one member.
+            statement = _MEMBERS_SPLIT_BY_ID.where(where) if where is not None else _MEMBERS_SPLIT_BY_ID
+            runs = [(statement, {"group_id": group_id, "ids": batch}) for batch in chunked(dict.fromkeys(ids))]
+        for stmt, params in runs:
+            for user_id, member_group_id in self._session.execute(stmt, params):
                 if user_id is not None:
                     users.add(user_id)
                 elif member_group_id is not None:

@@ -190,6 +190,8 @@ def _group_order(group: list[Any]) -> tuple[str, str]:
 _USER_COLUMNS = tuple(column.name for column in _users.columns)
 _USER_ATTRIBUTE_COLUMNS = tuple((attr.key, attr.columns[0]) for attr in sa_inspect(User).column_attrs)
 _INSERT_USER = PreparedInsert(_users)
+_USER_IDS_IN = select(_users.c.id).where(unindexed(_users.c.tenant_id) == bindparam("tenant_id"),
+                                         _users.c.id.in_(bindparam("ids", expanding=True)))
 _INSERT_VALUES = PreparedInsert(UserValue.__table__)
 
 
@@ -316,8 +318,7 @@ class UserRepository:
         """Return which of *ids* are users of this tenant."""
         found: set[uuid.UUID] = set()
         for batch in chunked(dict.fromkeys(ids)):
-            stmt = select(User.id).where(unindexed(User.tenant_id) == self._tenant_id, User.id.in_(batch))
-            found.update(self._session.scalars(stmt))
+            found.update(self._session.scalars(_USER_IDS_IN, {"tenant_id": self._tenant_id, "ids": batch}))
         return found
 
     def count(self, where: ColumnElement[bool] | None) -> int:
