@@ -37,7 +37,8 @@ from scim_bridge.storage import migrations
 from scim_bridge.storage.models import Tenant
 from scim_bridge.storage.session import cli_unit_of_work
 
-TENANT_SETTINGS = {"ignore_unknown_attributes": bool, "patch_returns_no_content": bool}
+TENANT_SETTINGS = {"ignore_unknown_attributes": bool, "patch_returns_no_content": bool,
+                   "group_patch_returns_resource": bool}
 CLI_ACTOR = "cli"
 
 

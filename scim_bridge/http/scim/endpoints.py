@@ -31,4 +31,6 @@ def group_service() -> GroupService:
 
 
 register_resource(bp, USER_RESOURCE, user_service, ReadPlans(get=rendered_user_read, list=keyed_user_read))
-register_resource(bp, GROUP_RESOURCE, group_service, ReadPlans(get=lambda group_id, *_: group_read(group_id)))
+# A group's PATCH answers 204 unless the client asks for the group (its answer would be every member).
+register_resource(bp, GROUP_RESOURCE, group_service, ReadPlans(get=lambda group_id, *_: group_read(group_id)),
+                  patch_answers_no_content=True)
