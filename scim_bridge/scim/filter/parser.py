@@ -204,8 +204,24 @@ def parse_filter(text: str) -> Filter:
     cached, and the values are put back into a copy of its AST. Anything unusual (an invalid
     string, a lone surrogate) goes through the full parse, which also words every error.
     """
+    cut = _templated(text)
+    if cut is not None:
+        template, values = cut
+        try:
+            return _fill(_parse_template(template), values)  # type: ignore[no-any-return]
+        except ScimError:
+            pass  # the full parse words the error
+    return _parse(text, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
+
+
+def _templated(text: str) -> tuple[str, dict[str, str]] | None:
+    """Cut the strings out of *text*: its template (strings as placeholders) and their values.
+
+    ``None`` for anything unusual (too long, blank, a NUL, a quote outside a valid string, a lone
+    surrogate), which goes through the full parse instead.
+    """
     if len(text) > MAX_FILTER_LENGTH or not text.strip() or "\x00" in text:
-        return _parse(text, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
+        return None
     literals: list[str] = []
 
     def cut(match: re.Match[str]) -> str:
@@ -214,25 +230,26 @@ def parse_filter(text: str) -> Filter:
 
     template = _STRING.sub(cut, text)
     if template.count('"') != 2 * len(literals):
-        # A quote outside any valid string: the full parse finds and words the error.
-        return _parse(text, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
-    try:
-        shape = _parse_template(template)
-    except ScimError:
-        return _parse(text, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
+        return None  # a quote outside any valid string
     # A string without escapes is its text between the quotes (the STRING terminal allows no
     # control character or bare quote in it); only escaped ones need the JSON decoder.
     values = {f"\x00{i}": json.loads(literal) if "\\" in literal else literal[1:-1]
               for i, literal in enumerate(literals)}
     if any(_SURROGATE.search(value) for value in values.values()):
-        return _parse(text, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
-    return _fill(shape, values)  # type: ignore[no-any-return]
+        return None
+    return template, values
 
 
 @lru_cache(maxsize=1024)
 def _parse_template(template: str) -> Filter:
     """Parse a filter whose strings are placeholders (cached: it is immutable and shared)."""
     return _parse(template, "filter", InvalidFilter, "filter")  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=1024)
+def _parse_path_template(template: str) -> PatchPath:
+    """Parse a PATCH path whose strings are placeholders (cached, as :func:`_parse_template`)."""
+    return _parse(template, "path", InvalidPath, "path")  # type: ignore[no-any-return]
 
 
 _STRING = re.compile(r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"')
@@ -257,7 +274,22 @@ def _fill(node: Any, values: dict[str, str]) -> Any:
 
 
 def parse_path(text: str) -> PatchPath:
-    """Parse a PATCH ``path`` (RFC 7644 §3.5.2); raise InvalidPath with the position."""
+    """Parse a PATCH ``path`` (RFC 7644 §3.5.2); raise InvalidPath with the position.
+
+    Paths that differ only in their filter's strings (``members[value eq "…"]``, what IdPs send
+    to remove a member) share one parse, as filters do (:func:`parse_filter`).
+    """
+    cut = _templated(text)
+    if cut is not None:
+        template, values = cut
+        try:
+            shape = _parse_path_template(template)
+        except ScimError:
+            pass  # the full parse words the error
+        else:
+            if shape.filter is None:
+                return shape
+            return PatchPath(shape.path, _fill(shape.filter, values), shape.sub_attr)
     return _parse(text, "path", InvalidPath, "path")  # type: ignore[no-any-return]
 
 

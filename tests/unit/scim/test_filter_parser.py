@@ -267,6 +267,28 @@ def test_parse_path(text: str, expected: PatchPath) -> None:
     assert parse_path(text) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), test_parse_path.pytestmark[0].args[1])
+def test_path_template_parse_equals_the_full_parse(text: str, expected: PatchPath) -> None:
+    """Every path of the table gives the same result through the template cache, twice (miss, hit)."""
+    from scim_bridge.scim.filter.parser import _parse
+
+    assert parse_path(text) == _parse(text, "path", InvalidPath, "path") == expected
+    assert parse_path(text) == expected
+
+
+def test_paths_of_the_same_shape_share_one_parse() -> None:
+    # What an IdP sends to remove a member: the same path but for the id, parsed once per process.
+    from scim_bridge.scim.filter.parser import _parse_path_template
+
+    parse_path('members[value eq "2819c223-7f76-453a-919d-413861904646"]')
+    hits = _parse_path_template.cache_info().hits
+    second = parse_path(r'members[value eq "a \"quoted\" \\ \u00000 id"]')
+    assert second == PatchPath(p("members"), Compare(p("value"), "eq", 'a "quoted" \\ \x000 id'))
+    assert _parse_path_template.cache_info().hits == hits + 1
+    assert parse_path('emails[type eq "home"].value') == PatchPath(p("emails"), Compare(p("type"), "eq", "home"),
+                                                                   "value")
+
+
 @pytest.mark.parametrize(
     ("text", "position", "fragment"),
     [
