@@ -209,9 +209,10 @@ def preferred_return() -> str | None:
     if not prefer:
         return None
     for part in prefer.split(","):
-        name, _, value = part.strip().partition("=")
-        if name.strip().lower() == "return" and value.strip().strip('"').lower() in ("minimal", "representation"):
-            return value.strip().strip('"').lower()
+        name, _, value = part.partition("=")
+        wanted = value.strip().strip('"').lower()
+        if name.strip().lower() == "return" and wanted in ("minimal", "representation"):
+            return wanted
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -44,21 +45,16 @@ def insert_ignoring_conflicts(session: Session, table: Table, rows: list[dict[st
     """
     if not rows:
         return 0
-    dialect = dialect_name(session)
-    built = _IGNORING_CONFLICTS.get((dialect, table.name, tuple(index_elements)))
-    if built is None:
-        stmt: Insert
-        if dialect == "postgresql":
-            stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
-        else:
-            stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)
-        built = _IGNORING_CONFLICTS[(dialect, table.name, tuple(index_elements))] = stmt.returning(
-            next(iter(table.primary_key.columns)))
-    return len(session.execute(built, rows).all())
+    statement = _insert_ignoring_conflicts(dialect_name(session), table, tuple(index_elements))
+    return len(session.execute(statement, rows).all())
 
 
-# Built once per dialect, table and conflict target (building one costs about as much as running it).
-_IGNORING_CONFLICTS: dict[tuple[str, str, tuple[str, ...]], Insert] = {}
+@cache
+def _insert_ignoring_conflicts(dialect: str, table: Table, index_elements: tuple[str, ...]) -> Insert:
+    """Build the statement once per dialect, table and conflict target (building costs about as much as running)."""
+    stmt = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return stmt.on_conflict_do_nothing(index_elements=list(index_elements)).returning(
+        next(iter(table.primary_key.columns)))
 
 
 CHUNK = 1000

@@ -229,12 +229,13 @@ class GroupRepository:
         """
         users: set[uuid.UUID] = set()
         groups: set[uuid.UUID] = set()
-        base = _MEMBERS_SPLIT.where(where) if where is not None else _MEMBERS_SPLIT
-        runs: list[tuple[Any, dict[str, Any]]] = [(base, {"group_id": group_id})]
-        if ids is not None:
-            # Built once for the common case (members named by id): a PATCH remove of one member.
-            statement = _MEMBERS_SPLIT_BY_ID.where(where) if where is not None else _MEMBERS_SPLIT_BY_ID
-            runs = [(statement, {"group_id": group_id, "ids": batch}) for batch in chunked(dict.fromkeys(ids))]
+        # Built once for the common cases (all members; members named by id: a PATCH remove of one).
+        statement = _MEMBERS_SPLIT if ids is None else _MEMBERS_SPLIT_BY_ID
+        if where is not None:
+            statement = statement.where(where)
+        runs: list[tuple[Any, dict[str, Any]]] = (
+            [(statement, {"group_id": group_id})] if ids is None
+            else [(statement, {"group_id": group_id, "ids": batch}) for batch in chunked(dict.fromkeys(ids))])
         for stmt, params in runs:
             for user_id, member_group_id in self._session.execute(stmt, params):
                 if user_id is not None:

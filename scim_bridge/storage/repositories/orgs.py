@@ -236,13 +236,6 @@ class OrgRepository:
                           for state in self._session.scalars(stmt, {"tenant_id": self._tenant_id, "ids": batch})})
         return found
 
-    def existing_users(self, user_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-        """Return which of *user_ids* are users of this tenant."""
-        found: set[uuid.UUID] = set()
-        for batch in chunked(dict.fromkeys(user_ids)):
-            found.update(self._session.scalars(_EXISTING_USERS, {"tenant_id": self._tenant_id, "ids": batch}))
-        return found
-
     def add_state(self, state: UserOrgState) -> None:
         """Stage a new state row."""
         self._session.add(state)
@@ -394,7 +387,6 @@ _STATES_FOR_UPDATE = (_STATES.order_by(UserOrgState.user_id).with_for_update()
 # Plain statements on the table: memberships are never loaded as ORM objects to keep in sync.
 _ADD_MEMBERSHIPS = insert(OrgMembership.__table__)
 _REMOVE_MEMBERSHIPS = delete(OrgMembership.__table__).where(OrgMembership.__table__.c.id.in_(_IDS))
-_EXISTING_USERS = select(User.id).where(unindexed(User.tenant_id) == _TENANT, User.id.in_(_IDS))
 
 # Built once: every write that appends events runs it.
 _LOCK_TENANT = PreparedCommand(select(Tenant.id).where(Tenant.id == bindparam("tenant_id"))
