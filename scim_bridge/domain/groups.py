@@ -25,6 +25,7 @@ from scim_bridge.scim.etag import require_match
 from scim_bridge.scim.patch import MemberChange
 from scim_bridge.scim.patch import apply_patch
 from scim_bridge.scim.patch import parse_patch_request
+from scim_bridge.scim.patch import single_member_change
 from scim_bridge.scim.projection import Projection
 from scim_bridge.scim.rendered import RenderedArray
 from scim_bridge.scim.resource import Options
@@ -170,9 +171,20 @@ class GroupService:
         return group
 
     def patch(self, group_id: str, body: Any, if_match: str | None = None) -> Group:
-        """Apply a PatchOp atomically. Members are never loaded: each change costs O(its members)."""
+        """Apply a PatchOp atomically. Members are never loaded: each change costs O(its members).
+
+        A PATCH that adds or removes one member (what IdPs send, one after another, to one group)
+        does not hold the group's write lock while it works: it reads the group ``FOR KEY SHARE``
+        (no delete, no other writer's ``FOR UPDATE`` meanwhile), changes the membership, runs the
+        org sync, and only then bumps the version (the write lock, until commit), before its
+        events. Such PATCHes of one group run side by side; each locks at most one membership
+        row, then that user's org state, then the group, then the tenant's event log, always in
+        this order, so they cannot deadlock. Every other PATCH (another attribute, several
+        members, ``replace``, ``If-Match``) locks the group ``FOR UPDATE`` first, as PUT does.
+        """
         operations = parse_patch_request(body)
-        group = self._load_for_update(group_id)
+        shared = if_match is None and single_member_change(operations)
+        group = self._load_for_update(group_id, shared=shared)
         require_match(if_match, group.version)
         current = to_scim_group(group, self._base_url, None)
         result = apply_patch(current, operations, RESOURCE, ignore_unknown=self._options.ignore_unknown)
@@ -192,11 +204,22 @@ class GroupService:
             change_made, change_delta = self._apply_member_change(group, change)
             changed = change_made or changed
             delta = delta.merge(change_delta)
-        if changed:
+        if changed and shared:
+            self._bump_last(group, delta)
+        elif changed:
             self.touch(group)
             self._flush()
             self._follow(group, before, delta)
         return group
+
+    def _bump_last(self, group: Group, delta: MemberDelta) -> None:
+        """Finish a membership change made under the shared lock: org sync, then version, then events."""
+        if self._sync is None:
+            self._groups.bump(group)
+            return
+        with self._sync.events_together():  # the events (the tenant's lock) after the group's lock
+            self._sync.members_changed(group, delta)
+            self._groups.bump(group)
 
     def _apply_member_change(self, group: Group, change: MemberChange) -> tuple[bool, MemberDelta]:
         """Apply one membership change in SQL; return whether anything changed, and who came and went.
@@ -206,14 +229,17 @@ class GroupService:
         """
         tracked = self._sync is not None
         if change.op == "add":
+            fast = self._add_one_user(group, change)
+            if fast is not None:
+                return True, fast
             members = self.resolve_members(change.values, group.id)
             added = self._groups.add_members(group.id, members.user_ids, members.group_ids, members.displays) > 0
             return added, MemberDelta(users_added=frozenset(members.user_ids),
                                       groups_added=frozenset(members.group_ids))
         if change.op == "remove":
             ids = [i for i in (parse_id(v) for v in change.ids) if i is not None]
-            gone = self._groups.split_members(group.id, ids=ids) if tracked else _NONE
-            return self._groups.remove_members(group.id, ids) > 0, _removed(gone)
+            gone = self._groups.remove_members(group.id, ids)  # who went, from the DELETE itself
+            return bool(gone[0] or gone[1]), _removed(gone)
         if change.op == "remove_all":
             gone = self._groups.split_members(group.id) if tracked else _NONE
             return self._groups.remove_all_members(group.id) > 0, _removed(gone)
@@ -225,6 +251,22 @@ class GroupService:
             gone = self._groups.split_members(group.id, where=where) if tracked else _NONE
             return self._groups.remove_members_where(group.id, where) > 0, _removed(gone)
         raise InvalidValue(f"unsupported member change '{change.op}'")
+
+    def _add_one_user(self, group: Group, change: MemberChange) -> MemberDelta | None:
+        """Add the one member of *change* as a user in one statement, when it is a user not yet in the group.
+
+        ``None`` when that did not add it (already a member, a group, unknown, not a UUID): the
+        caller resolves the member as for any other add, errors and nested groups included.
+        """
+        if len(change.values) != 1 or change.values[0].get("type") not in (None, "User"):
+            return None
+        member = change.values[0]
+        user_id = parse_id(member["value"])
+        display = member.get("display")
+        if user_id is None or user_id == group.id or not self._groups.add_user_member(
+                group.id, user_id, display if isinstance(display, str) else None):
+            return None
+        return MemberDelta(users_added=frozenset((user_id,)))
 
     def delete(self, group_id: str, if_match: str | None = None) -> None:
         """Delete a group and every membership that names it; its org is detached or deleted per the profile."""
@@ -301,9 +343,9 @@ class GroupService:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _load_for_update(self, group_id: str) -> Group:
+    def _load_for_update(self, group_id: str, *, shared: bool = False) -> Group:
         parsed = parse_id(group_id)
-        group = self._groups.get_for_update(parsed) if parsed is not None else None
+        group = self._groups.get_for_update(parsed, shared=shared) if parsed is not None else None
         if group is None:
             raise NotFound(f"Group {group_id} not found")
         return group

@@ -208,6 +208,53 @@ def _parse(text: str) -> PatchPath:
         raise InvalidPath(f"invalid path '{text}': {getattr(err, 'detail', err)}") from err
 
 
+def single_member_change(operations: list[Operation]) -> bool:
+    """Tell, before anything is read, whether *operations* only add or remove one and the same member.
+
+    What an IdP sends for one membership change (Okta, Entra: ``add`` ``members`` with one value,
+    ``remove`` ``members[value eq "…"]`` or with one value). Such a PATCH touches one membership
+    row and the group's version, nothing else of the group, which lets the group service take the
+    group's write lock last instead of first (``GroupService.patch``). Anything else (another
+    attribute, ``replace``, several members, a filter other than ``value eq``, a malformed value)
+    answers ``False``: the caller takes the ordinary path, where the operations are validated.
+    """
+    named: set[str] = set()
+    for operation in operations:
+        if operation.op not in ("add", "remove"):
+            return False
+        if operation.path is None:
+            value = operation.value
+            if (operation.op != "add" or not isinstance(value, dict) or len(value) != 1
+                    or next(iter(value)).lower() != "members"):
+                return False
+            ids = _named_members(next(iter(value.values())))
+        else:
+            try:
+                parsed = _parse(operation.path)
+            except ScimError:
+                return False
+            path = parsed.path
+            if (path.attr.lower() != "members" or path.sub is not None or parsed.sub_attr is not None
+                    or (path.schema is not None and path.schema.lower() != s.GROUP_SCHEMA.lower())):
+                return False
+            if parsed.filter is not None:
+                ids = _member_ids(parsed.filter) if operation.op == "remove" and not operation.has_value else None
+            else:
+                ids = _named_members(operation.value)
+        if not ids:
+            return False
+        named.update(ids)
+    return len(named) == 1
+
+
+def _named_members(value: Any) -> list[str] | None:
+    """Return the ids of a member value (a list of ``{"value": id}``, one such object or a bare id)."""
+    items = value if isinstance(value, list) else [value]
+    ids = [item if isinstance(item, str) else item.get("value") if isinstance(item, dict) else None
+           for item in items]
+    return None if not ids or any(not isinstance(i, str) for i in ids) else ids  # type: ignore[return-value]
+
+
 # ---------------------------------------------------------------------------------------------
 # Applying operations
 

@@ -24,7 +24,10 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import type_coerce
 from sqlalchemy import update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from scim_bridge.storage.base import utcnow
 from scim_bridge.storage.engine import ensure_transaction
@@ -40,15 +43,36 @@ from scim_bridge.storage.repositories.common import unindexed
 from scim_bridge.storage.scim_sql import MEMBER_GROUP
 
 # Built once (building a statement costs about as much as running it); parameters bound per call.
-_GROUP_FOR_UPDATE = (select(Group).where(Group.tenant_id == bindparam("tenant_id"), Group.id == bindparam("id"))
-                     .with_for_update())
+_GROUP = select(Group).where(Group.tenant_id == bindparam("tenant_id"), Group.id == bindparam("id"))
+_GROUP_FOR_UPDATE = _GROUP.with_for_update()
+# FOR KEY SHARE: keeps the group from being deleted, or locked FOR UPDATE, until commit, while other
+# writers that hold the same lock go on (see GroupService.patch).
+_GROUP_KEY_SHARE = _GROUP.with_for_update(read=True, key_share=True)
+_GROUPS = Group.__table__
+# The version bump in one statement: the new version comes back with the row lock it takes.
+_BUMP = (update(_GROUPS)
+         .where(_GROUPS.c.tenant_id == bindparam("b_tenant_id"), _GROUPS.c.id == bindparam("b_id"))
+         .values(version=_GROUPS.c.version + 1, last_modified=bindparam("b_now"))
+         .returning(_GROUPS.c.version, _GROUPS.c.last_modified))
 _MEMBERS = GroupMember.__table__
 _MEMBER_IDS = bindparam("ids", expanding=True)
 _GROUP_IDS_IN = select(Group.id).where(unindexed(Group.tenant_id) == bindparam("tenant_id"), Group.id.in_(_MEMBER_IDS))
 # A plain DELETE of the table's rows (no ORM objects of memberships are ever loaded to keep in sync).
 _REMOVE_MEMBERS = delete(_MEMBERS).where(
     _MEMBERS.c.group_id == bindparam("group_id"),
-    or_(_MEMBERS.c.user_id.in_(_MEMBER_IDS), _MEMBERS.c.member_group_id.in_(_MEMBER_IDS)))
+    or_(_MEMBERS.c.user_id.in_(_MEMBER_IDS), _MEMBERS.c.member_group_id.in_(_MEMBER_IDS))
+).returning(_MEMBERS.c.user_id, _MEMBERS.c.member_group_id)
+# A user added by id in one statement: nothing is inserted unless the id is a user of the tenant.
+_USERS = User.__table__
+_ADD_USER_MEMBER = {
+    dialect: module.insert(_MEMBERS).from_select(
+        ["tenant_id", "group_id", "user_id", "display", "created"],
+        select(_USERS.c.tenant_id, bindparam("group_id", type_=_MEMBERS.c.group_id.type), _USERS.c.id,
+               bindparam("display", type_=_MEMBERS.c.display.type),
+               bindparam("created", type_=_MEMBERS.c.created.type))
+        .where(_USERS.c.tenant_id == bindparam("tenant_id"), _USERS.c.id == bindparam("user_id")),
+    ).on_conflict_do_nothing(index_elements=["group_id", "user_id"]).returning(_MEMBERS.c.id)
+    for dialect, module in (("postgresql", postgresql), ("sqlite", sqlite))}
 _MEMBERS_SPLIT = (select(GroupMember.user_id, GroupMember.member_group_id)
                   .outerjoin(User, User.id == GroupMember.user_id)
                   .outerjoin(MEMBER_GROUP, MEMBER_GROUP.id == GroupMember.member_group_id)
@@ -77,9 +101,15 @@ class GroupRepository:
         """How :meth:`read` reads the group *group_id* (known before the tenant is, to be read along the token)."""
         return PlannedRead(_GROUP_ROW, {"id": group_id})
 
-    def get_for_update(self, group_id: uuid.UUID) -> Group | None:
-        """Return the group, row-locked until commit on PostgreSQL (SQLite locks the database)."""
-        return self._session.scalars(_GROUP_FOR_UPDATE, {"tenant_id": self._tenant_id, "id": group_id}).one_or_none()
+    def get_for_update(self, group_id: uuid.UUID, *, shared: bool = False) -> Group | None:
+        """Return the group, row-locked until commit on PostgreSQL (SQLite locks the database).
+
+        *shared*: ``FOR KEY SHARE`` instead of ``FOR UPDATE``: the group can be neither deleted nor
+        locked for update meanwhile, but other *shared* writers are not held up; one that then
+        changes the group must do it with :meth:`bump` (which takes the write lock then).
+        """
+        statement = _GROUP_KEY_SHARE if shared else _GROUP_FOR_UPDATE
+        return self._session.scalars(statement, {"tenant_id": self._tenant_id, "id": group_id}).one_or_none()
 
     def id_by_display_name(self, display_name: str) -> uuid.UUID | None:
         """Return the id of the group whose displayName matches case-insensitively."""
@@ -192,13 +222,27 @@ class GroupRepository:
                                            rows(group_ids, "member_group_id"), ["group_id", "member_group_id"])
         return added
 
-    def remove_members(self, group_id: uuid.UUID, member_ids: Sequence[uuid.UUID]) -> int:
-        """Remove the given members (users or groups); return how many rows went."""
-        removed = 0
+    def add_user_member(self, group_id: uuid.UUID, user_id: uuid.UUID, display: str | None) -> bool:
+        """Add the user *user_id* of this tenant to the group in one statement; ``False`` when nothing
+        was added (already a member, or no such user: the caller looks further)."""
+        statement = _ADD_USER_MEMBER[dialect_name(self._session)]
+        return self._session.execute(statement, {
+            "tenant_id": self._tenant_id, "group_id": group_id, "user_id": user_id, "display": display,
+            "created": utcnow()}).first() is not None
+
+    def remove_members(self, group_id: uuid.UUID,
+                       member_ids: Sequence[uuid.UUID]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+        """Remove the given members (users or groups); return the (user ids, group ids) that went."""
+        users: set[uuid.UUID] = set()
+        groups: set[uuid.UUID] = set()
         for batch in chunked(dict.fromkeys(member_ids)):
-            result: Any = self._session.execute(_REMOVE_MEMBERS, {"group_id": group_id, "ids": batch})
-            removed += max(result.rowcount or 0, 0)
-        return removed
+            for user_id, member_group_id in self._session.execute(_REMOVE_MEMBERS, {"group_id": group_id,
+                                                                                    "ids": batch}):
+                if user_id is not None:
+                    users.add(user_id)
+                elif member_group_id is not None:
+                    groups.add(member_group_id)
+        return users, groups
 
     def remove_all_members(self, group_id: uuid.UUID) -> int:
         """Remove every member of the group."""
@@ -244,13 +288,17 @@ class GroupRepository:
                     groups.add(member_group_id)
         return users, groups
 
-    def bump_version(self, group_id: uuid.UUID) -> None:
-        """Increment the version atomically in SQL, so concurrent writers never lose an update."""
-        self._session.execute(
-            update(Group).where(Group.id == group_id)
-            .values(version=Group.version + 1, last_modified=utcnow())
-            .execution_options(synchronize_session=False)
-        )
+    def bump(self, group: Group) -> None:
+        """Increment the version and set lastModified in SQL, and give *group* the values written.
+
+        Atomic (``version = version + 1``): writers that loaded the group with ``shared=True`` bump
+        it one after another, each seeing the others' increments. The row lock this takes is held
+        until commit: bump last.
+        """
+        version, last_modified = self._session.execute(
+            _BUMP, {"b_tenant_id": self._tenant_id, "b_id": group.id, "b_now": utcnow()}).one()
+        set_committed_value(group, "version", version)
+        set_committed_value(group, "last_modified", last_modified)
 
     def add(self, group: Group) -> None:
         """Stage a new group."""
