@@ -37,6 +37,7 @@ from scim_bridge.storage.models import Group
 from scim_bridge.storage.prepared import PlannedRead
 from scim_bridge.storage.repositories.common import parse_id
 from scim_bridge.storage.repositories.groups import GroupRepository
+from scim_bridge.storage.repositories.orgs import GroupInfo
 from scim_bridge.storage.repositories.orgs import OrgRepository
 from scim_bridge.storage.repositories.users import UserRepository
 
@@ -184,7 +185,11 @@ class GroupService:
         """
         operations = parse_patch_request(body)
         shared = if_match is None and single_member_change(operations)
-        group = self._load_for_update(group_id, shared=shared)
+        above: list[GroupInfo] | None = None
+        if shared and self._sync is not None:
+            group, above = self._load_shared_with_groups_above(group_id)
+        else:
+            group = self._load_for_update(group_id, shared=shared)
         require_match(if_match, group.version)
         current = to_scim_group(group, self._base_url, None)
         result = apply_patch(current, operations, RESOURCE, ignore_unknown=self._options.ignore_unknown)
@@ -205,20 +210,23 @@ class GroupService:
             changed = change_made or changed
             delta = delta.merge(change_delta)
         if changed and shared:
-            self._bump_last(group, delta)
+            self._bump_last(group, delta, above)
         elif changed:
             self.touch(group)
             self._flush()
             self._follow(group, before, delta)
         return group
 
-    def _bump_last(self, group: Group, delta: MemberDelta) -> None:
-        """Finish a membership change made under the shared lock: org sync, then version, then events."""
+    def _bump_last(self, group: Group, delta: MemberDelta, above: list[GroupInfo] | None) -> None:
+        """Finish a membership change made under the shared lock: org sync, then version, then events.
+
+        *above*: the groups above this one, read with it (a member change does not move them).
+        """
         if self._sync is None:
             self._groups.bump(group)
             return
         with self._sync.events_together():  # the events (the tenant's lock) after the group's lock
-            self._sync.members_changed(group, delta)
+            self._sync.members_changed(group, delta, above)
             self._groups.bump(group)
 
     def _apply_member_change(self, group: Group, change: MemberChange) -> tuple[bool, MemberDelta]:
@@ -342,6 +350,13 @@ class GroupService:
         group.last_modified = utcnow()
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _load_shared_with_groups_above(self, group_id: str) -> tuple[Group, list[GroupInfo]]:
+        parsed = parse_id(group_id)
+        group, above = self._orgs.group_shared_with_groups_above(parsed) if parsed is not None else (None, [])
+        if group is None:
+            raise NotFound(f"Group {group_id} not found")
+        return group, above
 
     def _load_for_update(self, group_id: str, *, shared: bool = False) -> Group:
         parsed = parse_id(group_id)

@@ -45,6 +45,7 @@ from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserOrgState
 from scim_bridge.storage.prepared import BoundRows
 from scim_bridge.storage.repositories.common import unindexed
+from scim_bridge.storage.repositories.orgs import GroupInfo
 from scim_bridge.storage.repositories.orgs import MembershipRow
 from scim_bridge.storage.repositories.orgs import OrgRepository
 from scim_bridge.storage.repositories.users import UserRepository
@@ -225,10 +226,14 @@ class OrgSync:
                 self.recompute(self._orgs.users_below_groups([group.id]))
                 self._reap(doomed)
 
-    def members_changed(self, group: Group, delta: MemberDelta) -> None:
-        """Recompute the users a membership change touched (only when an org or role is at stake)."""
+    def members_changed(self, group: Group, delta: MemberDelta, above: list[GroupInfo] | None = None) -> None:
+        """Recompute the users a membership change touched (only when an org or role is at stake).
+
+        *above*: the groups above *group* when already read in this transaction
+        (``OrgRepository.group_shared_with_groups_above``), else they are read here.
+        """
         with self._hook():
-            if delta and self._matters(group.id):
+            if delta and self._matters(group.id, above):
                 self.recompute(self._touched(delta))
 
     def group_deleting(self, group: Group) -> PendingGroupDelete:
@@ -494,11 +499,11 @@ class OrgSync:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _matters(self, group_id: uuid.UUID) -> bool:
+    def _matters(self, group_id: uuid.UUID, above: list[GroupInfo] | None = None) -> bool:
         """Tell whether membership of the group can affect orgs or roles (it or a group above it does)."""
         roles = self._profile.roles
         return any(g.active_org or roles.granted_by(g.display_name, g.external_id)
-                   for g in self._orgs.groups_above_group(group_id))
+                   for g in (above if above is not None else self._orgs.groups_above_group(group_id)))
 
     def _touched(self, delta: MemberDelta) -> set[uuid.UUID]:
         touched = set(delta.users_added | delta.users_removed)

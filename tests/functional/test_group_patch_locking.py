@@ -43,7 +43,7 @@ def _patch(mapped: dict[str, Any], *operations: dict[str, Any], **headers: str) 
 
 
 def _group_reads(seen: list[str]) -> list[str]:
-    return [s for s in seen if s.startswith("SELECT groups.id, groups.tenant_id, groups.display_name")]
+    return [s for s in seen if "SELECT groups.id, groups.tenant_id, groups.display_name, groups.display_name_key" in s]
 
 
 def _version(mapped: dict[str, Any]) -> int:
@@ -58,7 +58,9 @@ def test_a_one_member_add_locks_the_group_last(mapped, engine):
     reads = _group_reads(seen)
     assert len(reads) == 1
     if engine.dialect.name == "postgresql":
-        assert reads[0].endswith("FOR KEY SHARE"), reads[0]
+        assert reads[0].endswith("FOR KEY SHARE OF groups"), reads[0]
+    # The org sync's walk up from the group ("does an org or a role hang above it?") is read along.
+    assert [s for s in seen if "up_group" in s] == reads
     bump = next(i for i, s in enumerate(seen) if s.startswith("UPDATE groups SET version=(groups.version + "))
     sync = [i for i, s in enumerate(seen) if "org_memberships" in s or "user_org_state" in s]
     events = [i for i, s in enumerate(seen) if s.startswith("INSERT INTO events")]

@@ -20,6 +20,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import insert
 from sqlalchemy import select
+from sqlalchemy import true
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import aliased
 
@@ -173,6 +174,18 @@ class OrgRepository:
             for row in self._session.execute(_GROUPS_ABOVE_USERS, {"tenant_id": self._tenant_id, "ids": batch}):
                 result[row[0]].append(_info(row[1:]))
         return result
+
+    def group_shared_with_groups_above(self, group_id: uuid.UUID) -> tuple[Group | None, list[GroupInfo]]:
+        """Return the group, locked ``FOR KEY SHARE`` (``GroupRepository.get_for_update(shared=True)``),
+        with :meth:`groups_above_group` of it, in one statement (what a one-member PATCH reads first)."""
+        group: Group | None = None
+        above: list[GroupInfo] = []
+        for row in self._session.execute(_GROUP_SHARED_WITH_ABOVE, {"tenant_id": self._tenant_id, "id": group_id,
+                                                                    "group_id": group_id}):
+            group = row[0]
+            if row[1] is not None:
+                above.append(_info(row[2:]))
+        return group, above
 
     def groups_above_group(self, group_id: uuid.UUID) -> list[GroupInfo]:
         """Return the group itself and every group that contains it, directly or transitively."""
@@ -375,6 +388,12 @@ def _reaches() -> Select[Any]:
 _GROUPS_ABOVE_USERS = _groups_above_users()
 _GROUPS_ABOVE_GROUP = _groups_above_group()
 _USERS_BELOW_GROUPS = _users_below_groups()
+_ABOVE = _GROUPS_ABOVE_GROUP.subquery("above")
+# The group (locked; only its own row: OF groups) and one row per group above it, itself included.
+_GROUP_SHARED_WITH_ABOVE = (
+    select(Group, *_ABOVE.c).outerjoin(_ABOVE, true())
+    .where(Group.tenant_id == _TENANT, Group.id == bindparam("id"))
+    .with_for_update(read=True, key_share=True, of=Group))
 _REACHES = _reaches()
 _MEMBERSHIPS_OF = (select(OrgMembership.id, OrgMembership.user_id, OrgMembership.org_pk, OrgMembership.source,
                           Org.org_id, Org.name)
