@@ -178,18 +178,19 @@ class GroupService:
         does not hold the group's write lock while it works: it reads the group ``FOR KEY SHARE``
         (no delete, no other writer's ``FOR UPDATE`` meanwhile), changes the membership, runs the
         org sync, and only then bumps the version (the write lock, until commit), before its
-        events. Such PATCHes of one group run side by side; each locks at most one membership
-        row, then that user's org state, then the group, then the tenant's event log, always in
-        this order, so they cannot deadlock. Every other PATCH (another attribute, several
-        members, ``replace``, ``If-Match``) locks the group ``FOR UPDATE`` first, as PUT does.
+        events. Such PATCHes of one group run side by side; each locks one membership row, then
+        the org states of the users it touches (in user id order), then the group, then the
+        tenant's event log, always in this order, so they cannot deadlock. Every other PATCH
+        (another attribute, several members, ``replace``, removing all, ``If-Match``) locks the
+        group ``FOR UPDATE`` first, as PUT does.
         """
         operations = parse_patch_request(body)
         shared = if_match is None and single_member_change(operations)
         above: list[GroupInfo] | None = None
-        if shared and self._sync is not None:
+        if shared:
             group, above = self._load_shared_with_groups_above(group_id)
         else:
-            group = self._load_for_update(group_id, shared=shared)
+            group = self._load_for_update(group_id)
         require_match(if_match, group.version)
         current = to_scim_group(group, self._base_url, None)
         result = apply_patch(current, operations, RESOURCE, ignore_unknown=self._options.ignore_unknown)
@@ -358,9 +359,9 @@ class GroupService:
             raise NotFound(f"Group {group_id} not found")
         return group, above
 
-    def _load_for_update(self, group_id: str, *, shared: bool = False) -> Group:
+    def _load_for_update(self, group_id: str) -> Group:
         parsed = parse_id(group_id)
-        group = self._groups.get_for_update(parsed, shared=shared) if parsed is not None else None
+        group = self._groups.get_for_update(parsed) if parsed is not None else None
         if group is None:
             raise NotFound(f"Group {group_id} not found")
         return group

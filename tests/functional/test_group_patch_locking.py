@@ -229,3 +229,19 @@ def test_concurrent_patches_of_one_group_lose_nothing(live_server, storage):
     for n, user in enumerate(users):
         status, body, _ = call("GET", f"/Users/{user}?attributes={INF_USER}")
         assert body[INF_USER].get("orgIds", []) == (["77"] if n >= 20 else []), (n, body)
+
+
+def test_without_a_mapping_profile_the_version_is_bumped_all_the_same(scim, storage, tenant):
+    # GroupService without a profile (no org sync): the one-member path bumps the version alone.
+    import uuid as uuid_module
+
+    from scim_bridge.domain.groups import GroupService
+
+    user = scim.create_user("plain")["id"]
+    group = scim.create_group("plain group")
+    with storage.sessionmaker() as session, session.begin():
+        written = GroupService(session, tenant.id, "http://localhost/scim/v2").patch(group["id"], {
+            "schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": user}]}]})
+        assert written.version == 2 and written.id == uuid_module.UUID(group["id"])
+    body = scim.get(f"/Groups/{group['id']}").get_json()
+    assert [m["value"] for m in body["members"]] == [user] and body["meta"]["version"] == 'W/"2"'

@@ -43,11 +43,8 @@ from scim_bridge.storage.repositories.common import unindexed
 from scim_bridge.storage.scim_sql import MEMBER_GROUP
 
 # Built once (building a statement costs about as much as running it); parameters bound per call.
-_GROUP = select(Group).where(Group.tenant_id == bindparam("tenant_id"), Group.id == bindparam("id"))
-_GROUP_FOR_UPDATE = _GROUP.with_for_update()
-# FOR KEY SHARE: keeps the group from being deleted, or locked FOR UPDATE, until commit, while other
-# writers that hold the same lock go on (see GroupService.patch).
-_GROUP_KEY_SHARE = _GROUP.with_for_update(read=True, key_share=True)
+_GROUP_FOR_UPDATE = (select(Group).where(Group.tenant_id == bindparam("tenant_id"), Group.id == bindparam("id"))
+                     .with_for_update())
 _GROUPS = Group.__table__
 # The version bump in one statement: the new version comes back with the row lock it takes.
 _BUMP = (update(_GROUPS)
@@ -77,8 +74,6 @@ _MEMBERS_SPLIT = (select(GroupMember.user_id, GroupMember.member_group_id)
                   .outerjoin(User, User.id == GroupMember.user_id)
                   .outerjoin(MEMBER_GROUP, MEMBER_GROUP.id == GroupMember.member_group_id)
                   .where(GroupMember.group_id == bindparam("group_id")))
-_MEMBERS_SPLIT_BY_ID = _MEMBERS_SPLIT.where(or_(GroupMember.user_id.in_(_MEMBER_IDS),
-                                                GroupMember.member_group_id.in_(_MEMBER_IDS)))
 # What a GET reads: the group's columns (members come later, and only when projected).
 _GROUP_ROW = PreparedRead(select(Group.__table__).where(Group.__table__.c.tenant_id == bindparam("tenant_id"),
                                                         Group.__table__.c.id == bindparam("id")))
@@ -101,15 +96,12 @@ class GroupRepository:
         """How :meth:`read` reads the group *group_id* (known before the tenant is, to be read along the token)."""
         return PlannedRead(_GROUP_ROW, {"id": group_id})
 
-    def get_for_update(self, group_id: uuid.UUID, *, shared: bool = False) -> Group | None:
+    def get_for_update(self, group_id: uuid.UUID) -> Group | None:
         """Return the group, row-locked until commit on PostgreSQL (SQLite locks the database).
 
-        *shared*: ``FOR KEY SHARE`` instead of ``FOR UPDATE``: the group can be neither deleted nor
-        locked for update meanwhile, but other *shared* writers are not held up; one that then
-        changes the group must do it with :meth:`bump` (which takes the write lock then).
+        (A one-member PATCH reads it ``FOR KEY SHARE`` instead: ``OrgRepository.group_shared_with_groups_above``.)
         """
-        statement = _GROUP_KEY_SHARE if shared else _GROUP_FOR_UPDATE
-        return self._session.scalars(statement, {"tenant_id": self._tenant_id, "id": group_id}).one_or_none()
+        return self._session.scalars(_GROUP_FOR_UPDATE, {"tenant_id": self._tenant_id, "id": group_id}).one_or_none()
 
     def id_by_display_name(self, display_name: str) -> uuid.UUID | None:
         """Return the id of the group whose displayName matches case-insensitively."""
@@ -265,34 +257,28 @@ class GroupRepository:
             GroupMember.group_id == group_id)
         return set(self._session.scalars(stmt))
 
-    def split_members(self, group_id: uuid.UUID, ids: Sequence[uuid.UUID] | None = None,
+    def split_members(self, group_id: uuid.UUID,
                       where: ColumnElement[bool] | None = None) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
-        """Return the (user ids, group ids) among the group's members, narrowed to *ids* or *where*.
+        """Return the (user ids, group ids) among the group's members, narrowed to *where*.
 
-        With *ids* or *where* the cost is that of the matching rows (indexed); with neither, every member.
+        With *where* the cost is that of the matching rows (indexed); without, every member. (Members
+        removed by id come back from the DELETE itself: :meth:`remove_members`.)
         """
         users: set[uuid.UUID] = set()
         groups: set[uuid.UUID] = set()
-        # Built once for the common cases (all members; members named by id: a PATCH remove of one).
-        statement = _MEMBERS_SPLIT if ids is None else _MEMBERS_SPLIT_BY_ID
-        if where is not None:
-            statement = statement.where(where)
-        runs: list[tuple[Any, dict[str, Any]]] = (
-            [(statement, {"group_id": group_id})] if ids is None
-            else [(statement, {"group_id": group_id, "ids": batch}) for batch in chunked(dict.fromkeys(ids))])
-        for stmt, params in runs:
-            for user_id, member_group_id in self._session.execute(stmt, params):
-                if user_id is not None:
-                    users.add(user_id)
-                elif member_group_id is not None:
-                    groups.add(member_group_id)
+        statement = _MEMBERS_SPLIT if where is None else _MEMBERS_SPLIT.where(where)  # built once for all members
+        for user_id, member_group_id in self._session.execute(statement, {"group_id": group_id}):
+            if user_id is not None:
+                users.add(user_id)
+            elif member_group_id is not None:
+                groups.add(member_group_id)
         return users, groups
 
     def bump(self, group: Group) -> None:
         """Increment the version and set lastModified in SQL, and give *group* the values written.
 
-        Atomic (``version = version + 1``): writers that loaded the group with ``shared=True`` bump
-        it one after another, each seeing the others' increments. The row lock this takes is held
+        Atomic (``version = version + 1``): writers that read the group ``FOR KEY SHARE`` bump it
+        one after another, each seeing the others' increments. The row lock this takes is held
         until commit: bump last.
         """
         version, last_modified = self._session.execute(

@@ -176,8 +176,13 @@ class OrgRepository:
         return result
 
     def group_shared_with_groups_above(self, group_id: uuid.UUID) -> tuple[Group | None, list[GroupInfo]]:
-        """Return the group, locked ``FOR KEY SHARE`` (``GroupRepository.get_for_update(shared=True)``),
-        with :meth:`groups_above_group` of it, in one statement (what a one-member PATCH reads first)."""
+        """Return the group with :meth:`groups_above_group` of it, in one statement (what a one-member
+        PATCH reads first), the group locked ``FOR KEY SHARE`` until commit.
+
+        The lock keeps the group from being deleted, or locked ``FOR UPDATE``, meanwhile, while other
+        writers holding the same lock go on; one that then changes the group does it with
+        ``GroupRepository.bump``, which takes the write lock then (see ``GroupService.patch``).
+        """
         group: Group | None = None
         above: list[GroupInfo] = []
         for row in self._session.execute(_GROUP_SHARED_WITH_ABOVE, {"tenant_id": self._tenant_id, "id": group_id,
