@@ -15,6 +15,7 @@ from scim_bridge.http.scim.responses import error_response
 from scim_bridge.scim.errors import ScimError
 from scim_bridge.scim.errors import TooLarge
 from scim_bridge.storage.engine import is_disconnect
+from scim_bridge.storage.engine import is_transient_conflict
 
 log = logging.getLogger("scim_bridge.errors")
 
@@ -74,6 +75,12 @@ def _unexpected(error: Exception) -> Response:
         # a temporary condition, so 503 with Retry-After, which IdPs retry (RFC 7231 §6.6.4).
         log.warning("database connection lost on %s %s: %s", request.method, request.path, error.__class__.__name__)
         status, detail, headers = 503, "the database is temporarily unavailable; retry shortly", {"Retry-After": "1"}
+    elif is_transient_conflict(error):
+        # A deadlock between concurrent writes, or SQLite's lock not granted in time: the write was
+        # rolled back whole and the same request, sent again, would most likely go through.
+        log.warning("write conflict on %s %s: %s", request.method, request.path, error.__class__.__name__)
+        detail = "the write conflicted with concurrent writes and was rolled back; retry shortly"
+        status, headers = 503, {"Retry-After": "1"}
     else:
         log.exception("unhandled error on %s %s", request.method, request.path)
         status, detail, headers = 500, "internal server error", {}

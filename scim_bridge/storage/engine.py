@@ -90,6 +90,27 @@ def is_disconnect(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
+# PostgreSQL's deadlock_detected and serialization_failure: the server rolled the transaction back,
+# and the same transaction run again would most likely succeed.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+# SQLite's SQLITE_BUSY and SQLITE_LOCKED: the write lock was not granted within the busy timeout.
+_TRANSIENT_SQLITE_CODES = frozenset({5, 6})
+
+
+def is_transient_conflict(error: BaseException) -> bool:
+    """Tell whether *error* is the database giving up a transaction over concurrent writes (retry it).
+
+    PostgreSQL aborts one of two transactions that wait on each other's locks (a deadlock) and
+    refuses a transaction that cannot be serialized; SQLite gives up waiting for its write lock
+    after the busy timeout. Neither is the request's fault nor a bug of the write itself.
+    """
+    if not isinstance(error, DBAPIError):
+        return False
+    original = error.orig
+    return (getattr(original, "sqlstate", None) in _TRANSIENT_SQLSTATES
+            or getattr(original, "sqlite_errorcode", None) in _TRANSIENT_SQLITE_CODES)
+
+
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     """Take over SQLite transaction control (SQLAlchemy's documented pysqlite recipe).
 
