@@ -233,10 +233,8 @@ class GroupService:
     def _apply_member_change(self, group: Group, change: MemberChange) -> tuple[bool, MemberDelta]:
         """Apply one membership change in SQL; return whether anything changed, and who came and went.
 
-        Who went is read before the delete only when the org sync needs it, with the same
-        condition as the delete: O(members removed), never O(members).
+        Who went comes back from the DELETE itself (``RETURNING``): O(members removed), never O(members).
         """
-        tracked = self._sync is not None
         if change.op == "add":
             fast = self._add_one_user(group, change)
             if fast is not None:
@@ -250,15 +248,15 @@ class GroupService:
             gone = self._groups.remove_members(group.id, ids)  # who went, from the DELETE itself
             return bool(gone[0] or gone[1]), _removed(gone)
         if change.op == "remove_all":
-            gone = self._groups.split_members(group.id) if tracked else _NONE
-            return self._groups.remove_all_members(group.id) > 0, _removed(gone)
+            gone = self._groups.remove_all_members(group.id)
+            return bool(gone[0] or gone[1]), _removed(gone)
         if change.op == "replace":
             delta = self._set_members(group, self.resolve_members(change.values, group.id))
             return bool(delta), delta
         if change.op == "remove_where" and change.filter is not None:
             where = scim_sql.compile_member_filter(change.filter)
-            gone = self._groups.split_members(group.id, where=where) if tracked else _NONE
-            return self._groups.remove_members_where(group.id, where) > 0, _removed(gone)
+            gone = self._groups.remove_members_where(group.id, where)
+            return bool(gone[0] or gone[1]), _removed(gone)
         raise InvalidValue(f"unsupported member change '{change.op}'")
 
     def _add_one_user(self, group: Group, change: MemberChange) -> MemberDelta | None:
@@ -381,9 +379,6 @@ class GroupService:
             self._session.flush()
         except IntegrityError as exc:
             raise Uniqueness("displayName or externalId is already in use") from exc
-
-
-_NONE: tuple[set[uuid.UUID], set[uuid.UUID]] = (set(), set())
 
 
 def _removed(gone: tuple[set[uuid.UUID], set[uuid.UUID]]) -> MemberDelta:

@@ -45,13 +45,17 @@ def insert_ignoring_conflicts(session: Session, table: Table, rows: list[dict[st
     """
     if not rows:
         return 0
-    statement = _insert_ignoring_conflicts(dialect_name(session), table, tuple(index_elements))
+    statement = ignoring_conflicts(dialect_name(session), table, tuple(index_elements))
     return len(session.execute(statement, rows).all())
 
 
 @cache
-def _insert_ignoring_conflicts(dialect: str, table: Table, index_elements: tuple[str, ...]) -> Insert:
-    """Build the statement once per dialect, table and conflict target (building costs about as much as running)."""
+def ignoring_conflicts(dialect: str, table: Table, index_elements: tuple[str, ...]) -> Insert:
+    """Return ``INSERT INTO table … ON CONFLICT (index_elements) DO NOTHING RETURNING <primary key>``.
+
+    Built once per dialect, table and conflict target (building costs about as much as running);
+    ``.from_select(...)`` on it gives the ``INSERT … SELECT`` form.
+    """
     stmt = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     return stmt.on_conflict_do_nothing(index_elements=list(index_elements)).returning(
         next(iter(table.primary_key.columns)))

@@ -7,11 +7,13 @@ import uuid
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from functools import cache
 from json.encoder import encode_basestring
 from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import ColumnElement
+from sqlalchemy import Insert
 from sqlalchemy import Select
 from sqlalchemy import String
 from sqlalchemy import bindparam
@@ -24,8 +26,6 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import type_coerce
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -38,6 +38,7 @@ from scim_bridge.storage.prepared import PlannedRead
 from scim_bridge.storage.prepared import PreparedRead
 from scim_bridge.storage.repositories.common import chunked
 from scim_bridge.storage.repositories.common import dialect_name
+from scim_bridge.storage.repositories.common import ignoring_conflicts
 from scim_bridge.storage.repositories.common import insert_ignoring_conflicts
 from scim_bridge.storage.repositories.common import unindexed
 from scim_bridge.storage.scim_sql import MEMBER_GROUP
@@ -55,21 +56,19 @@ _MEMBERS = GroupMember.__table__
 _MEMBER_IDS = bindparam("ids", expanding=True)
 _GROUP_IDS_IN = select(Group.id).where(unindexed(Group.tenant_id) == bindparam("tenant_id"), Group.id.in_(_MEMBER_IDS))
 # A plain DELETE of the table's rows (no ORM objects of memberships are ever loaded to keep in sync).
+# Removals say who went (the org sync needs it) from the DELETE itself: RETURNING these.
+_WENT = (_MEMBERS.c.user_id, _MEMBERS.c.member_group_id)
 _REMOVE_MEMBERS = delete(_MEMBERS).where(
     _MEMBERS.c.group_id == bindparam("group_id"),
     or_(_MEMBERS.c.user_id.in_(_MEMBER_IDS), _MEMBERS.c.member_group_id.in_(_MEMBER_IDS))
-).returning(_MEMBERS.c.user_id, _MEMBERS.c.member_group_id)
+).returning(*_WENT)
+_REMOVE_ALL_MEMBERS = delete(_MEMBERS).where(_MEMBERS.c.group_id == bindparam("group_id")).returning(*_WENT)
 # A user added by id in one statement: nothing is inserted unless the id is a user of the tenant.
 _USERS = User.__table__
-_ADD_USER_MEMBER = {
-    dialect: module.insert(_MEMBERS).from_select(
-        ["tenant_id", "group_id", "user_id", "display", "created"],
-        select(_USERS.c.tenant_id, bindparam("group_id", type_=_MEMBERS.c.group_id.type), _USERS.c.id,
-               bindparam("display", type_=_MEMBERS.c.display.type),
-               bindparam("created", type_=_MEMBERS.c.created.type))
-        .where(_USERS.c.tenant_id == bindparam("tenant_id"), _USERS.c.id == bindparam("user_id")),
-    ).on_conflict_do_nothing(index_elements=["group_id", "user_id"]).returning(_MEMBERS.c.id)
-    for dialect, module in (("postgresql", postgresql), ("sqlite", sqlite))}
+_USER_AS_MEMBER = (
+    select(_USERS.c.tenant_id, bindparam("group_id", type_=_MEMBERS.c.group_id.type), _USERS.c.id,
+           bindparam("display", type_=_MEMBERS.c.display.type), bindparam("created", type_=_MEMBERS.c.created.type))
+    .where(_USERS.c.tenant_id == bindparam("tenant_id"), _USERS.c.id == bindparam("user_id")))
 _MEMBERS_SPLIT = (select(GroupMember.user_id, GroupMember.member_group_id)
                   .outerjoin(User, User.id == GroupMember.user_id)
                   .outerjoin(MEMBER_GROUP, MEMBER_GROUP.id == GroupMember.member_group_id)
@@ -217,8 +216,7 @@ class GroupRepository:
     def add_user_member(self, group_id: uuid.UUID, user_id: uuid.UUID, display: str | None) -> bool:
         """Add the user *user_id* of this tenant to the group in one statement; ``False`` when nothing
         was added (already a member, or no such user: the caller looks further)."""
-        statement = _ADD_USER_MEMBER[dialect_name(self._session)]
-        return self._session.execute(statement, {
+        return self._session.execute(_add_user_member(dialect_name(self._session)), {
             "tenant_id": self._tenant_id, "group_id": group_id, "user_id": user_id, "display": display,
             "created": utcnow()}).first() is not None
 
@@ -228,28 +226,20 @@ class GroupRepository:
         users: set[uuid.UUID] = set()
         groups: set[uuid.UUID] = set()
         for batch in chunked(dict.fromkeys(member_ids)):
-            for user_id, member_group_id in self._session.execute(_REMOVE_MEMBERS, {"group_id": group_id,
-                                                                                    "ids": batch}):
-                if user_id is not None:
-                    users.add(user_id)
-                elif member_group_id is not None:
-                    groups.add(member_group_id)
+            _split(self._session.execute(_REMOVE_MEMBERS, {"group_id": group_id, "ids": batch}), users, groups)
         return users, groups
 
-    def remove_all_members(self, group_id: uuid.UUID) -> int:
-        """Remove every member of the group."""
-        return max(self._session.execute(delete(GroupMember).where(GroupMember.group_id == group_id)).rowcount or 0, 0)
+    def remove_all_members(self, group_id: uuid.UUID) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+        """Remove every member of the group; return the (user ids, group ids) that went."""
+        return _split(self._session.execute(_REMOVE_ALL_MEMBERS, {"group_id": group_id}), set(), set())
 
-    def remove_members_where(self, group_id: uuid.UUID, where: ColumnElement[bool]) -> int:
-        """Remove the members matching *where* (from ``scim_sql.compile_member_filter``), selected in SQL."""
-        matching = (
-            select(GroupMember.id)
-            .outerjoin(User, User.id == GroupMember.user_id)
-            .outerjoin(MEMBER_GROUP, MEMBER_GROUP.id == GroupMember.member_group_id)
-            .where(GroupMember.group_id == group_id, where)
-        )
-        stmt = delete(GroupMember).where(GroupMember.id.in_(matching))
-        return max(self._session.execute(stmt).rowcount or 0, 0)
+    def remove_members_where(self, group_id: uuid.UUID,
+                             where: ColumnElement[bool]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+        """Remove the members matching *where* (from ``scim_sql.compile_member_filter``), selected in SQL;
+        return the (user ids, group ids) that went."""
+        matching = _MEMBERS_SPLIT.with_only_columns(GroupMember.id).where(where)
+        statement = delete(_MEMBERS).where(_MEMBERS.c.id.in_(matching)).returning(*_WENT)
+        return _split(self._session.execute(statement, {"group_id": group_id}), set(), set())
 
     def member_ids(self, group_id: uuid.UUID) -> set[uuid.UUID]:
         """Return the ids of every member of the group (used only by full replacement)."""
@@ -257,22 +247,12 @@ class GroupRepository:
             GroupMember.group_id == group_id)
         return set(self._session.scalars(stmt))
 
-    def split_members(self, group_id: uuid.UUID,
-                      where: ColumnElement[bool] | None = None) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
-        """Return the (user ids, group ids) among the group's members, narrowed to *where*.
+    def split_members(self, group_id: uuid.UUID) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+        """Return the (user ids, group ids) of every member of the group (for a full replacement).
 
-        With *where* the cost is that of the matching rows (indexed); without, every member. (Members
-        removed by id come back from the DELETE itself: :meth:`remove_members`.)
+        (Removals say who went from their DELETE: :meth:`remove_members` and the like.)
         """
-        users: set[uuid.UUID] = set()
-        groups: set[uuid.UUID] = set()
-        statement = _MEMBERS_SPLIT if where is None else _MEMBERS_SPLIT.where(where)  # built once for all members
-        for user_id, member_group_id in self._session.execute(statement, {"group_id": group_id}):
-            if user_id is not None:
-                users.add(user_id)
-            elif member_group_id is not None:
-                groups.add(member_group_id)
-        return users, groups
+        return _split(self._session.execute(_MEMBERS_SPLIT, {"group_id": group_id}), set(), set())
 
     def bump(self, group: Group) -> None:
         """Increment the version and set lastModified in SQL, and give *group* the values written.
@@ -295,6 +275,23 @@ class GroupRepository:
         self._session.execute(delete(GroupMember).where(
             or_(GroupMember.group_id == group.id, GroupMember.member_group_id == group.id)))
         self._session.delete(group)
+
+
+@cache
+def _add_user_member(dialect: str) -> Insert:
+    """The one-statement add of a user by id (:meth:`GroupRepository.add_user_member`), built once per dialect."""
+    return ignoring_conflicts(dialect, _MEMBERS, ("group_id", "user_id")).from_select(
+        ["tenant_id", "group_id", "user_id", "display", "created"], _USER_AS_MEMBER)
+
+
+def _split(rows: Any, users: set[uuid.UUID], groups: set[uuid.UUID]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """Add (user id, member group id) *rows* to *users* and *groups*; return both."""
+    for user_id, member_group_id in rows:
+        if user_id is not None:
+            users.add(user_id)
+        elif member_group_id is not None:
+            groups.add(member_group_id)
+    return users, groups
 
 
 def _rendered_members_pg(group_ids: Sequence[uuid.UUID], ref: str) -> Select[Any]:
