@@ -242,6 +242,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+LIVE_SERVER_APPLICATION = "scim-bridge-live-server"
+"""The PostgreSQL ``application_name`` of the live server's connections (tests that kill the test
+app's connections leave them alone: the server lives for the whole session)."""
+
+
 @pytest.fixture(scope="session")
 def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """Serve the app with gunicorn (production config, 3 workers) on the backend's database."""
@@ -251,11 +256,16 @@ def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     import urllib.request
     from pathlib import Path
 
+    from sqlalchemy.engine import make_url
+
     root = Path(__file__).resolve().parent.parent
     port = free_port()
     log = (tmp_path_factory.mktemp("gunicorn") / "gunicorn.log").open("w")
-    env = {**os.environ, "SCIM_BRIDGE_DATABASE_URL": database_url, "GUNICORN_WORKERS": "3",
-           "SCIM_BRIDGE_LOG_LEVEL": "WARNING"}
+    served = make_url(database_url)
+    if served.get_backend_name() == "postgresql":
+        served = served.update_query_dict({"application_name": LIVE_SERVER_APPLICATION})
+    env = {**os.environ, "SCIM_BRIDGE_DATABASE_URL": served.render_as_string(hide_password=False),
+           "GUNICORN_WORKERS": "3", "SCIM_BRIDGE_LOG_LEVEL": "WARNING"}
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -10,6 +10,7 @@ from sqlalchemy.pool import NullPool
 
 from scim_bridge.domain.users import UserService
 from scim_bridge.storage import engine as engine_module
+from tests.conftest import LIVE_SERVER_APPLICATION
 
 
 def test_connection_lost_mid_request_is_503_scim_error(scim, monkeypatch):
@@ -41,11 +42,13 @@ def test_other_database_errors_stay_500(scim, monkeypatch):
 
 
 def _kill_pooled_connections(database_url: str) -> None:
+    # Not the session's live server (another test's, on this database): only this test's app.
     killer = create_engine(database_url, poolclass=NullPool)  # a connection outside the pool
     with killer.connect() as admin:
         pids = admin.execute(text(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all()
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name <> :live"),
+            {"live": LIVE_SERVER_APPLICATION}).all()
         admin.rollback()
     killer.dispose()
     assert pids, "expected pooled connections to kill"
