@@ -50,6 +50,7 @@ from scim_bridge.storage.repositories.users import Holder
 from scim_bridge.storage.repositories.users import NewUserRows
 from scim_bridge.storage.repositories.users import UserReadView
 from scim_bridge.storage.repositories.users import UserRepository
+from scim_bridge.storage.repositories.users import holders_read
 
 RESOURCE = s.USER_RESOURCE
 
@@ -350,11 +351,8 @@ class UserService:
         mapped objects in this request, and only sending them is left for the time the write
         holds its locks.
         """
-        try:
-            self._users.insert_new(prepared.rows)
-        except IntegrityError as exc:
-            # A concurrent request took the userName or externalId after our check.
-            raise Uniqueness("userName or externalId is already in use") from exc
+        # A concurrent request may have taken the userName or externalId after our check.
+        self._users.insert_new(prepared.rows, conflict=_taken)
         self._users.insert_new_values(prepared.rows)
         self._written = _Written(prepared.user.id, prepared.values, fresh=True)
         if self._sync is not None:
@@ -404,6 +402,11 @@ class UserService:
         except IntegrityError as exc:
             # A concurrent request won the race for a unique value after our check.
             raise Uniqueness("userName or externalId is already in use") from exc
+
+
+def _taken(error: IntegrityError) -> Uniqueness:
+    """The answer to a new user's INSERT that a unique constraint refused (a race lost after the check)."""
+    return Uniqueness("userName or externalId is already in use")
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,6 +526,24 @@ def keyed_user_read(query: ListQuery, base_url: str, dialect: str) -> PlannedRea
     if keyed is None or not query.projection(RESOURCE).is_default:
         return None
     return _keyed_read(*keyed, base_url, dialect)
+
+
+def new_user_check_read(body: Any) -> PlannedRead | None:
+    """What :meth:`UserService.prepare_create`'s uniqueness check of a POST *body* will read, or ``None``.
+
+    Known before the tenant is, so that the token's statement reads it along (a create then
+    reads once before its write instead of twice). Taken from the body as sent (attribute names
+    in any case); when its checked form differs, or the body is not a user, the check reads for
+    itself as usual.
+    """
+    if not isinstance(body, dict):
+        return None
+    found = {_UNIQUE_KEYS[key.lower()]: value for key, value in body.items()
+             if isinstance(key, str) and key.lower() in _UNIQUE_KEYS}
+    user_name, external_id = found.get("user_name_key"), found.get("external_id")
+    if not isinstance(user_name, str) or not user_name or not isinstance(external_id, str | None):
+        return None
+    return holders_read(user_name, external_id)
 
 
 def _keyed_read(column: str, key: str, base_url: str, dialect: str) -> PlannedRead:

@@ -32,7 +32,8 @@ class AuditedWrite:
 
 @contextmanager
 def audited_write(action: str, resource_type: str, resource_id: str | None = None,
-                  prepare: Callable[[], Any] | None = None) -> Iterator[AuditedWrite]:
+                  prepare: Callable[[], Any] | None = None, *, inserts_together: bool = False
+                  ) -> Iterator[AuditedWrite]:
     """Run one SCIM write in a unit of work and audit it.
 
     On success the audit record commits in the same transaction as the write. On failure the
@@ -50,6 +51,8 @@ def audited_write(action: str, resource_type: str, resource_id: str | None = Non
     When the resource is known before the write runs, its success record is inserted first:
     on PostgreSQL that is before the write takes the tenant's event lock, which it then holds
     for one round trip less. The record rolls back with a write that fails, as before.
+    *inserts_together*: see :func:`~scim_bridge.storage.session.unit_of_work` (the record is
+    one of the INSERTs sent together).
     """
     token = context.tenant()
     write = AuditedWrite(resource_id)
@@ -58,7 +61,7 @@ def audited_write(action: str, resource_type: str, resource_id: str | None = Non
             write.prepared = prepare()
             if write.resource_id is None:
                 write.resource_id = getattr(write.prepared, "resource_id", None)
-        with unit_of_work() as session:
+        with unit_of_work(inserts_together=inserts_together) as session:
             early = write.resource_id is not None
             if early:
                 _record_success(session, token, action, resource_type, write.resource_id)

@@ -21,6 +21,8 @@ from scim_bridge.storage.engine import build_engine
 from scim_bridge.storage.prepared import ReadConnections
 from scim_bridge.storage.prepared import ReadLease
 from scim_bridge.storage.prepared import execute_on_cursor
+from scim_bridge.storage.prepared import inserts_together as together
+from scim_bridge.storage.prepared import queue_inserts_on
 from scim_bridge.storage.wal import WalCheckpointer
 from scim_bridge.storage.write_gate import WriteGate
 
@@ -57,6 +59,7 @@ class Storage:
     def build(cls, url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 5) -> Storage:
         """Create the engine and the session factories for *url* (and the write gate of an SQLite file)."""
         engine = build_engine(url, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
+        queue_inserts_on(engine)
         reads = engine.execution_options(**_read_options(engine))
         gate = checkpointer = None
         if engine.dialect.name == "sqlite":
@@ -190,8 +193,12 @@ def _close_session(_exc: BaseException | None) -> None:
 
 
 @contextmanager
-def unit_of_work() -> Iterator[Session]:
+def unit_of_work(*, inserts_together: bool = False) -> Iterator[Session]:
     """Run one write transaction: commit on success, roll back on any error.
+
+    With *inserts_together*, on PostgreSQL, the write's plain INSERTs are sent as one statement
+    (see :func:`~scim_bridge.storage.prepared.inserts_together`): when they are all it writes, in
+    autocommit, with no ``BEGIN`` or ``COMMIT`` of their own.
 
     On SQLite the transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue on
     the busy timeout instead of failing on a lock upgrade; before it, they queue on the storage's
@@ -199,16 +206,19 @@ def unit_of_work() -> Iterator[Session]:
     checked out before the gate, and once the write has left it, it may checkpoint the WAL
     (:class:`~scim_bridge.storage.wal.WalCheckpointer`): the gate is held only from BEGIN to COMMIT.
     """
-    yield from _transaction(get_session(), get_storage())
+    yield from _transaction(get_session(), get_storage(), inserts_together)
 
 
-def standalone_unit_of_work(storage: Storage) -> Iterator[Session]:
-    """Yield a session in one write transaction outside any request (CLI)."""
+def standalone_unit_of_work(storage: Storage, *, inserts_together: bool = False) -> Iterator[Session]:
+    """Yield a session in one write transaction outside any request (CLI).
+
+    *inserts_together*: see :func:`unit_of_work`.
+    """
     with storage.sessionmaker() as session:
-        yield from _transaction(session, storage)
+        yield from _transaction(session, storage, inserts_together)
 
 
-def _transaction(session: Session, storage: Storage) -> Iterator[Session]:
+def _transaction(session: Session, storage: Storage, inserts_together: bool = False) -> Iterator[Session]:
     if session.in_transaction():
         # Reads done earlier in the request (token lookup) end here; writes start a fresh
         # transaction (immediate on SQLite) and re-read what they depend on.
@@ -219,7 +229,10 @@ def _transaction(session: Session, storage: Storage) -> Iterator[Session]:
         try:
             if storage.is_sqlite:
                 execute_on_cursor(connection, "BEGIN IMMEDIATE")
-            yield session
+            with together(session, connection) if inserts_together else nullcontext() as queue:
+                yield session
+                if queue is not None:
+                    queue.finish(session)
             session.commit()
         except BaseException:
             session.rollback()

@@ -311,3 +311,60 @@ def test_a_rate_limited_request_gets_no_resource(along, settings, seeded, tenant
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert answers[2].get_json()["status"] == "429"
     assert "along@example.com" not in answers[2].get_data(as_text=True)
+
+
+# -- a create's uniqueness check -----------------------------------------------------------------
+
+def _new_user(name: str, external_id: str | None = None) -> dict[str, object]:
+    body: dict[str, object] = {"schemas": [s.USER_SCHEMA], "userName": name}
+    if external_id is not None:
+        body["externalId"] = external_id
+    return body
+
+
+def _holders_statements(seen: list[str]) -> tuple[int, int]:
+    """Return how many statements read the check along with the grant, and how many read it alone."""
+    flat = [" ".join(sql.split()) for sql in seen]
+    along = sum(1 for sql in flat if sql.startswith("SELECT access_tokens.id") and "users.user_name_key" in sql)
+    alone = sum(1 for sql in flat if sql.startswith("SELECT users.id, users.user_name_key, users.external_id"))
+    return along, alone
+
+
+@pytest.mark.parametrize("body, status, detail", [
+    (_new_user("newcomer@example.com", "ext-newcomer"), 201, None),
+    (_new_user("newcomer-too@example.com"), 201, None),
+    ({"schemas": [s.USER_SCHEMA], "USERNAME": "upper-key@example.com", "ExternalId": "ext-upper"}, 201, None),
+    (_new_user("ALONG@example.com", "ext-other"), 409, "userName"),
+    (_new_user("someone@example.com", "ext-along"), 409, "externalId"),
+])
+def test_a_creates_uniqueness_check_is_read_along_with_the_token(along, scim, seeded, body, status, detail):
+    """POST /Users: the check of the body's userName and externalId comes with the grant (one read before the write)."""
+    with _statements(along) as seen:
+        response = scim.post("/Users", body)
+    assert response.status_code == status, response.get_json()
+    if detail is not None:
+        assert response.get_json()["scimType"] == "uniqueness" and detail in response.get_json()["detail"]
+    assert _holders_statements(seen) == (1, 0), seen
+
+
+def test_a_create_whose_checked_body_differs_checks_for_itself(along, scim, seeded):
+    """A body the plan cannot read (userName not a string) is planned without the check: the view answers it."""
+    with _statements(along) as seen:
+        response = scim.post("/Users", {"schemas": [s.USER_SCHEMA], "userName": ["not", "a", "string"]})
+    assert response.status_code == 400
+    assert _holders_statements(seen) == (0, 0)
+
+
+def test_another_tenants_user_does_not_block_a_create(along, seeded, other_scim):
+    created = other_scim.post("/Users", _new_user("along@example.com", "ext-along"))
+    assert created.status_code == 201, created.get_json()
+
+
+def test_authentication_is_answered_before_a_bad_create_body(along, client, scim, seeded):
+    """The body of a request whose token is not checked yet is read for the plan only: 401 comes first."""
+    anonymous = ScimClient(client, "sbt_unknown")
+    assert anonymous.post("/Users", "{not json").status_code == 401
+    assert anonymous.post("/Users", _new_user("sneaky@example.com")).status_code == 401
+    bad = scim.post("/Users", "{not json")
+    assert bad.status_code == 400 and bad.get_json()["scimType"] == "invalidSyntax"
+    assert scim.get('/Users?filter=userName eq "sneaky@example.com"').get_json()["totalResults"] == 0

@@ -29,12 +29,16 @@ ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 INFINITY = "urn:scim-bridge:params:scim:schemas:extension:infinity:2.0:User"
 
 
-def inserted_table(statement: str) -> str | None:
-    """Return the table an INSERT writes, also for the event INSERT that takes the tenant's lock in a WITH."""
-    if statement.startswith("WITH ") and " INSERT INTO " in statement:  # PostgreSQL: lock_and_append_events
-        return statement.split(" INSERT INTO ", 1)[1].split()[0]
+def inserted_tables(statement: str) -> list[str]:
+    """Return the tables a statement inserts into, in order.
+
+    Also the INSERTs of a WITH (PostgreSQL): the event's that takes the tenant's lock
+    (lock_and_append_events), and a create's rows sent together (prepared.InsertQueue).
+    """
     words = statement.split()
-    return words[2] if words[:2] == ["INSERT", "INTO"] else None
+    if words[:1] == ["WITH"]:
+        return [part.split()[0] for part in statement.split("INSERT INTO ")[1:]]
+    return [words[2]] if words[:2] == ["INSERT", "INTO"] else []
 
 
 def body_of(prefix: str, i: int) -> dict[str, Any]:
@@ -111,10 +115,11 @@ def test_put_keeps_unchanged_value_rows_and_replaces_changed_ones(scim, engine):
 
 
 def test_a_create_writes_each_of_its_rows_with_one_insert_in_order(scim, engine, tenant, db_session):
-    statements: list[str] = []
+    statements: list[tuple[str, bool | None]] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
+    def record(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        # psycopg's connection says whether it is in autocommit; sqlite3's has no such attribute.
+        statements.append((statement, getattr(cursor.connection, "autocommit", None)))
 
     sa_event.listen(engine, "before_cursor_execute", record)
     try:
@@ -123,10 +128,19 @@ def test_a_create_writes_each_of_its_rows_with_one_insert_in_order(scim, engine,
         sa_event.remove(engine, "before_cursor_execute", record)
     assert created.status_code == 201
     # (The request's rate-limit count, kept apart from the write, may insert its counter row.)
-    inserts = [t for t in map(inserted_table, statements) if t is not None and t != "rate_limit_counters"]
+    writes = [(tables, autocommit) for tables, autocommit in
+              ((inserted_tables(statement), autocommit) for statement, autocommit in statements)
+              if tables and tables != ["rate_limit_counters"]]
     # The success audit record goes first (the user's id is known before the write); the org
     # state row goes in as a plain INSERT right after the user's rows (no ORM flush).
+    inserts = [table for tables, _ in writes for table in tables]
     assert inserts == ["audit_events", "users", "user_values", "user_org_state", "events"]
+    if engine.dialect.name == "postgresql":
+        # All five in one statement, which is the whole write: sent in autocommit (no BEGIN, no
+        # COMMIT of its own), so the tenant's event lock is held only while the server runs it.
+        assert len(writes) == 1 and writes[0][1] is True
+    else:
+        assert len(writes) == 5
     state = db_session.get(UserOrgState, uuid.UUID(created.get_json()["id"]))
     assert state is not None and state.tenant_id == tenant.id
     assert state.primary_org_pk is None and state.primary_org_conflict is False and state.role
@@ -323,9 +337,14 @@ def test_a_writes_audit_record_goes_in_before_the_tenants_event_lock(scim, engin
     finally:
         sa_event.remove(engine, "before_cursor_execute", record)
     assert answer.status_code in (200, 201, 204), answer.get_json()
-    audit_at = next(n for n, s in enumerate(statements) if inserted_table(s) == "audit_events")
-    events_at = next(n for n, s in enumerate(statements) if inserted_table(s) == "events")
+    audit_at = next(n for n, s in enumerate(statements) if "audit_events" in inserted_tables(s))
+    events_at = next(n for n, s in enumerate(statements) if "events" in inserted_tables(s))
     locks = [n for n, s in enumerate(statements) if "FOR NO KEY UPDATE" in s and "tenants" in s]
+    if write == "create" and engine.dialect.name == "postgresql":
+        # A create's rows go in one autocommitted statement: the lock lasts that statement only.
+        tables = inserted_tables(statements[audit_at])
+        assert audit_at == events_at == locks[0] and tables.index("audit_events") < tables.index("events")
+        return
     assert audit_at < events_at
     if engine.dialect.name == "postgresql":
         assert locks and audit_at < locks[0]
@@ -358,13 +377,17 @@ def test_new_users_and_groups_get_time_ordered_ids(scim):
 def test_a_creates_uniqueness_check_reads_on_the_lease_and_a_puts_in_the_write(scim, engine):
     # The create's check runs before its write transaction: on the request's read lease (a
     # statement with no SQLAlchemy connection), so no transaction is opened only for the write
-    # to commit it first. A PUT checks inside its write transaction, on the write's connection.
+    # to commit it first; on PostgreSQL the token's own statement reads it along (one round trip
+    # fewer). A PUT checks inside its write transaction, on the write's connection.
     user = scim.post("/Users", body_of("lease-check", 1)).get_json()
     seen: list[tuple[bool, str]] = []
 
     def record(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if " ".join(statement.split()).startswith("SELECT users.id, users.user_name_key, users.external_id FROM"):
+        flat = " ".join(statement.split())
+        if flat.startswith("SELECT users.id, users.user_name_key, users.external_id FROM"):
             seen.append((conn is None, statement))
+        elif flat.startswith("SELECT access_tokens.id") and "JOIN users ON" in flat and "users.user_name_key" in flat:
+            seen.append((conn is None, "along"))
 
     sa_event.listen(engine, "before_cursor_execute", record)
     try:
@@ -380,7 +403,10 @@ def test_a_creates_uniqueness_check_reads_on_the_lease_and_a_puts_in_the_write(s
     finally:
         sa_event.remove(engine, "before_cursor_execute", record)
     assert created.status_code == 201 and replaced.status_code == 200
-    assert [lease for lease, _ in on_lease] == [True]
+    if engine.dialect.name == "postgresql":
+        assert on_lease == [(True, "along")]
+    else:
+        assert [lease for lease, _ in on_lease] == [True]
     assert [lease for lease, _ in in_write] == [False]
     assert taken.status_code == 409 and taken.get_json()["scimType"] == "uniqueness"
     assert taken_ext.status_code == 409 and "externalId" in taken_ext.get_json()["detail"]
@@ -455,7 +481,8 @@ def test_an_event_append_takes_the_tenants_lock_in_its_own_insert_when_it_is_one
             OrgRepository(session, tenant.id).lock_and_append_events([_event_row(s) for s in subjects])
         finally:
             sa_event.remove(storage.engine, "before_cursor_execute", record)
-        shapes = [(inserted_table(s) or s.split()[0]) + (" lock" if "FOR NO KEY UPDATE" in s else "") for s in sent]
+        shapes = [(" ".join(inserted_tables(s)) or s.split()[0]) + (" lock" if "FOR NO KEY UPDATE" in s else "")
+                  for s in sent]
         if storage.is_sqlite:
             assert shapes == ["events"]  # SQLite's write transaction holds the one lock already
         else:

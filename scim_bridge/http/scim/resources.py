@@ -65,15 +65,20 @@ class ReadPlans:
     """(resource id, projection, SCIM base URL, dialect name) → what ``load`` reads."""
     list: Callable[[ListQuery, str, str], PlannedRead | None] | None = None
     """(query, SCIM base URL, dialect name) → what ``list`` reads, when it is one statement."""
+    create: Callable[[Any], PlannedRead | None] | None = None
+    """(request body) → what ``prepare_create`` reads (its uniqueness check), when it is one statement."""
 
 
 def register_resource(bp: Blueprint, resource_type: ResourceType, service: Callable[[], ResourceService],
-                      plans: ReadPlans | None = None, *, patch_answers_no_content: bool = False) -> None:
+                      plans: ReadPlans | None = None, *, patch_answers_no_content: bool = False,
+                      creates_together: bool = False) -> None:
     """Register list, search, get, create, replace, patch and delete for *resource_type*.
 
     With *plans*, a GET of one resource (and a list that is one statement) is read along with
     the token's grant. *patch_answers_no_content*: a PATCH answers 204 unless the client asks for
-    the resource (see :func:`patch_returns_resource`).
+    the resource (see :func:`patch_returns_resource`). *creates_together*: a create's INSERTs
+    (its audit record's included) go to PostgreSQL as one statement (see ``unit_of_work``); for
+    a service whose create only inserts rows bound beforehand.
     """
     endpoint = resource_type.endpoint
     name = resource_type.name.lower()
@@ -109,6 +114,17 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
         return read_along(lambda base_url, dialect: planner((request.view_args or {})["resource_id"], projection(),
                                                             base_url, dialect))
 
+    def create_along() -> PlannedRead | None:
+        assert plans is not None and plans.create is not None
+        planner = plans.create
+
+        def plan(_base_url: str, _dialect: str) -> PlannedRead | None:
+            # The body of a request whose token is not checked yet: read, not acted on; a body
+            # that is not JSON is answered by the view once the token is accepted (401 first).
+            return planner(read_json())
+
+        return read_along(plan)
+
     def list_along() -> PlannedRead | None:
         assert plans is not None and plans.list is not None
         planner = plans.list
@@ -135,13 +151,14 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
         row = svc.load(resource_id, wanted)  # one read, for both the ETag check and the body
         return not_modified_or(row.version, lambda: respond(svc, row, wanted))
 
-    @require_oauth(SCIM_WRITE)
+    @require_oauth(SCIM_WRITE, along=create_along if plans is not None and plans.create is not None else None)
     def create_resource() -> Response:
         body, wanted = read_json(), projection()
         svc = service()
         # The body is checked and the resource built before the write transaction, and the answer
         # rendered after it (from what the write holds in memory): neither needs the write's locks.
-        with audited_write("create", resource_type.name, prepare=lambda: svc.prepare_create(body)) as write:
+        with audited_write("create", resource_type.name, prepare=lambda: svc.prepare_create(body),
+                           inserts_together=creates_together) as write:
             row = svc.create(write.prepared)
             write.resource_id = str(row.id)
         return respond(svc, row, wanted, 201)

@@ -32,6 +32,8 @@ from scim_bridge.storage.models import User
 from scim_bridge.storage.models import UserCount
 from scim_bridge.storage.models import UserValue
 from scim_bridge.storage.prepared import BoundRows
+from scim_bridge.storage.prepared import Conflict
+from scim_bridge.storage.prepared import PlannedRead
 from scim_bridge.storage.prepared import PreparedInsert
 from scim_bridge.storage.prepared import PreparedRead
 from scim_bridge.storage.repositories.common import chunked
@@ -211,6 +213,14 @@ _HOLDERS = PreparedRead(select(User.id, User.user_name_key, User.external_id).wh
     User.tenant_id == bindparam("tenant_id"),
     or_(User.user_name_key == bindparam("key"), User.external_id == bindparam("external_id"))))
 
+
+
+def holders_read(user_name: str, external_id: str | None) -> PlannedRead:
+    """The read of :meth:`UserRepository.holders_of`, known before the tenant is (to read along with a token)."""
+    return PlannedRead(_HOLDERS_OF_NAME if external_id is None else _HOLDERS,
+                       {"key": user_name.lower(), "external_id": external_id})
+
+
 _counts = UserCount.__table__
 _COUNTED = PreparedRead(select(func.coalesce(func.sum(_counts.c.delta), 0), func.count())
                         .where(_counts.c.tenant_id == bindparam("tenant_id")))
@@ -294,9 +304,8 @@ class UserRepository:
 
     def holders_of(self, user_name: str, external_id: str | None) -> list[Holder]:
         """Return (id, userName key, externalId) of users holding this userName or externalId."""
-        params = {"tenant_id": self._tenant_id, "key": user_name.lower(), "external_id": external_id}
-        prepared = _HOLDERS_OF_NAME if external_id is None else _HOLDERS
-        return [(row[0], row[1], row[2]) for row in prepared.all(self._session, params)]
+        planned = holders_read(user_name, external_id)
+        return [(row[0], row[1], row[2]) for row in planned.rows(self._session, self._tenant_id)]
 
     def holders_of_many(self, user_name_keys: Sequence[str], external_ids: Sequence[str]) -> list[Holder]:
         """Return the users holding any of these userName keys (lowered) or externalIds, in one query per 500."""
@@ -408,9 +417,13 @@ class UserRepository:
                                          if attr in state}]),
             _INSERT_VALUES.bind(dialect, [_value_row(row) for row in values]))
 
-    def insert_new(self, rows: NewUserRows) -> None:
-        """Insert a new user bound by :meth:`bind_new` with one plain INSERT; the user stays out of the session."""
-        _INSERT_USER.send(self._session, rows.user)
+    def insert_new(self, rows: NewUserRows, *, conflict: Conflict | None = None) -> None:
+        """Insert a new user bound by :meth:`bind_new` with one plain INSERT; the user stays out of the session.
+
+        A taken userName or externalId (the unique constraints) raises ``IntegrityError``, or
+        what *conflict* makes of it (also when the INSERT is queued and sent later).
+        """
+        _INSERT_USER.send(self._session, rows.user, conflict=conflict)
 
     def insert_new_values(self, rows: NewUserRows) -> None:
         """Insert the values bound by :meth:`bind_new` (after :meth:`insert_new`), with one statement."""
