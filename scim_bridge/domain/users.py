@@ -50,7 +50,6 @@ from scim_bridge.storage.repositories.users import Holder
 from scim_bridge.storage.repositories.users import NewUserRows
 from scim_bridge.storage.repositories.users import UserReadView
 from scim_bridge.storage.repositories.users import UserRepository
-from scim_bridge.storage.repositories.users import holders_read
 
 RESOURCE = s.USER_RESOURCE
 
@@ -184,7 +183,12 @@ class UserService:
         userName or externalId taken by a concurrent create in between still fails: the unique
         constraints refuse it at the INSERT, which answers 409 as the check would.
         """
-        user, values, data = self._build_new(body)
+        # On PostgreSQL the unique constraints are the check: the user's INSERT goes with the rest
+        # of the write in one statement (storage.prepared.InsertQueue), which a taken userName or
+        # externalId fails whole, answered as the check would (_taken). A query first would cost
+        # every create a round trip. On SQLite a conflict found inside the write would have held
+        # the database's one write lock; the check runs before it.
+        user, values, data = self._build_new(body, check_unique=dialect_name(self._session) == "sqlite")
         return PreparedUser(user, values, data, self._users.bind_new(user, values),
                             self._sync.prepare_user(user, data) if self._sync is not None else None)
 
@@ -320,10 +324,15 @@ class UserService:
             raise NotFound(f"User {user_id} not found")
         return user
 
-    def _build_new(self, body: Any) -> tuple[User, list[UserValue], dict[str, Any]]:
-        """Check a new user's body; return the user, its multi-valued rows and the normalized body."""
+    def _build_new(self, body: Any, *, check_unique: bool = True) -> tuple[User, list[UserValue], dict[str, Any]]:
+        """Check a new user's body; return the user, its multi-valued rows and the normalized body.
+
+        *check_unique*: query who holds its userName and externalId (else the INSERT's
+        constraints decide).
+        """
         data = normalize(body, RESOURCE, self._options)
-        self._check_unique(data, None)
+        if check_unique:
+            self._check_unique(data, None)
         now = utcnow()
         user = User(id=new_id(), tenant_id=self._tenant_id, version=1, created=now, last_modified=now)
         apply_scim_user(user, data)
@@ -351,8 +360,9 @@ class UserService:
         mapped objects in this request, and only sending them is left for the time the write
         holds its locks.
         """
-        # A concurrent request may have taken the userName or externalId after our check.
-        self._users.insert_new(prepared.rows, conflict=_taken)
+        # Taken userName or externalId: by another user already (PostgreSQL, no check before), or
+        # by a concurrent create since the check (SQLite).
+        self._users.insert_new(prepared.rows, conflict=lambda error: _taken(prepared.data, error))
         self._users.insert_new_values(prepared.rows)
         self._written = _Written(prepared.user.id, prepared.values, fresh=True)
         if self._sync is not None:
@@ -404,8 +414,18 @@ class UserService:
             raise Uniqueness("userName or externalId is already in use") from exc
 
 
-def _taken(error: IntegrityError) -> Uniqueness:
-    """The answer to a new user's INSERT that a unique constraint refused (a race lost after the check)."""
+def _taken(data: dict[str, Any], error: IntegrityError) -> Uniqueness:
+    """The answer to a new user's INSERT that a constraint refused: what :meth:`UserService._check_unique` says.
+
+    The constraint is named by PostgreSQL (``uq_users_tenant_id_external_id``) and in SQLite's
+    message (``UNIQUE constraint failed: users.tenant_id, users.external_id``).
+    """
+    diagnostics = getattr(error.orig, "diag", None)
+    named = getattr(diagnostics, "constraint_name", None) or str(error.orig)
+    if "external_id" in named and data.get("externalId") is not None:
+        return Uniqueness(f"externalId '{data['externalId']}' is already in use by another User")
+    if "user_name_key" in named:
+        return Uniqueness(f"userName '{data['userName']}' is already in use")
     return Uniqueness("userName or externalId is already in use")
 
 
@@ -526,24 +546,6 @@ def keyed_user_read(query: ListQuery, base_url: str, dialect: str) -> PlannedRea
     if keyed is None or not query.projection(RESOURCE).is_default:
         return None
     return _keyed_read(*keyed, base_url, dialect)
-
-
-def new_user_check_read(body: Any) -> PlannedRead | None:
-    """What :meth:`UserService.prepare_create`'s uniqueness check of a POST *body* will read, or ``None``.
-
-    Known before the tenant is, so that the token's statement reads it along (a create then
-    reads once before its write instead of twice). Taken from the body as sent (attribute names
-    in any case); when its checked form differs, or the body is not a user, the check reads for
-    itself as usual.
-    """
-    if not isinstance(body, dict):
-        return None
-    found = {_UNIQUE_KEYS[key.lower()]: value for key, value in body.items()
-             if isinstance(key, str) and key.lower() in _UNIQUE_KEYS}
-    user_name, external_id = found.get("user_name_key"), found.get("external_id")
-    if not isinstance(user_name, str) or not user_name or not isinstance(external_id, str | None):
-        return None
-    return holders_read(user_name, external_id)
 
 
 def _keyed_read(column: str, key: str, base_url: str, dialect: str) -> PlannedRead:

@@ -6,7 +6,6 @@ from scim_bridge.domain.groups import GroupService
 from scim_bridge.domain.groups import group_read
 from scim_bridge.domain.users import UserService
 from scim_bridge.domain.users import keyed_user_read
-from scim_bridge.domain.users import new_user_check_read
 from scim_bridge.domain.users import rendered_user_read
 from scim_bridge.http import context
 from scim_bridge.http.scim import bp
@@ -32,7 +31,7 @@ def group_service() -> GroupService:
 
 
 register_resource(bp, USER_RESOURCE, user_service,
-                  ReadPlans(get=rendered_user_read, list=keyed_user_read, create=new_user_check_read),
+                  ReadPlans(get=rendered_user_read, list=keyed_user_read),
                   creates_together=True)
 # A group's PATCH answers 204 unless the client asks for the group (its answer would be every member).
 register_resource(bp, GROUP_RESOURCE, group_service, ReadPlans(get=lambda group_id, *_: group_read(group_id)),

@@ -65,8 +65,6 @@ class ReadPlans:
     """(resource id, projection, SCIM base URL, dialect name) → what ``load`` reads."""
     list: Callable[[ListQuery, str, str], PlannedRead | None] | None = None
     """(query, SCIM base URL, dialect name) → what ``list`` reads, when it is one statement."""
-    create: Callable[[Any], PlannedRead | None] | None = None
-    """(request body) → what ``prepare_create`` reads (its uniqueness check), when it is one statement."""
 
 
 def register_resource(bp: Blueprint, resource_type: ResourceType, service: Callable[[], ResourceService],
@@ -114,17 +112,6 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
         return read_along(lambda base_url, dialect: planner((request.view_args or {})["resource_id"], projection(),
                                                             base_url, dialect))
 
-    def create_along() -> PlannedRead | None:
-        assert plans is not None and plans.create is not None
-        planner = plans.create
-
-        def plan(_base_url: str, _dialect: str) -> PlannedRead | None:
-            # The body of a request whose token is not checked yet: read, not acted on; a body
-            # that is not JSON is answered by the view once the token is accepted (401 first).
-            return planner(read_json())
-
-        return read_along(plan)
-
     def list_along() -> PlannedRead | None:
         assert plans is not None and plans.list is not None
         planner = plans.list
@@ -151,7 +138,7 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
         row = svc.load(resource_id, wanted)  # one read, for both the ETag check and the body
         return not_modified_or(row.version, lambda: respond(svc, row, wanted))
 
-    @require_oauth(SCIM_WRITE, along=create_along if plans is not None and plans.create is not None else None)
+    @require_oauth(SCIM_WRITE)
     def create_resource() -> Response:
         body, wanted = read_json(), projection()
         svc = service()

@@ -33,7 +33,6 @@ from scim_bridge.storage.models import UserCount
 from scim_bridge.storage.models import UserValue
 from scim_bridge.storage.prepared import BoundRows
 from scim_bridge.storage.prepared import Conflict
-from scim_bridge.storage.prepared import PlannedRead
 from scim_bridge.storage.prepared import PreparedInsert
 from scim_bridge.storage.prepared import PreparedRead
 from scim_bridge.storage.repositories.common import chunked
@@ -215,12 +214,6 @@ _HOLDERS = PreparedRead(select(User.id, User.user_name_key, User.external_id).wh
 
 
 
-def holders_read(user_name: str, external_id: str | None) -> PlannedRead:
-    """The read of :meth:`UserRepository.holders_of`, known before the tenant is (to read along with a token)."""
-    return PlannedRead(_HOLDERS_OF_NAME if external_id is None else _HOLDERS,
-                       {"key": user_name.lower(), "external_id": external_id})
-
-
 _counts = UserCount.__table__
 _COUNTED = PreparedRead(select(func.coalesce(func.sum(_counts.c.delta), 0), func.count())
                         .where(_counts.c.tenant_id == bindparam("tenant_id")))
@@ -304,8 +297,9 @@ class UserRepository:
 
     def holders_of(self, user_name: str, external_id: str | None) -> list[Holder]:
         """Return (id, userName key, externalId) of users holding this userName or externalId."""
-        planned = holders_read(user_name, external_id)
-        return [(row[0], row[1], row[2]) for row in planned.rows(self._session, self._tenant_id)]
+        params = {"tenant_id": self._tenant_id, "key": user_name.lower(), "external_id": external_id}
+        prepared = _HOLDERS_OF_NAME if external_id is None else _HOLDERS
+        return [(row[0], row[1], row[2]) for row in prepared.all(self._session, params)]
 
     def holders_of_many(self, user_name_keys: Sequence[str], external_ids: Sequence[str]) -> list[Holder]:
         """Return the users holding any of these userName keys (lowered) or externalIds, in one query per 500."""
