@@ -91,7 +91,9 @@ def record(
         "remote_addr": (remote_addr or None) and remote_addr[:64],
     }
     if direct:
-        _INSERT.run(session, [values])
+        # Nothing in a write reads or refers to its audit record: sent with the write's last rows
+        # where they go together (storage.prepared.InsertQueue).
+        _INSERT.run(session, [values], deferrable=True)
         return None
     event = AuditEvent(**values)
     if into is not None:
