@@ -91,9 +91,7 @@ def record(
         "remote_addr": (remote_addr or None) and remote_addr[:64],
     }
     if direct:
-        # Nothing in a write reads or refers to its audit record: sent with the write's last rows
-        # where they go together (storage.prepared.InsertQueue).
-        _INSERT.run(session, [values], deferrable=True)
+        _INSERT.run(session, [values])
         return None
     event = AuditEvent(**values)
     if into is not None:

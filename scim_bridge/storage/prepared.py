@@ -589,16 +589,14 @@ class PreparedInsert:
             compiled = self._compiled[dialect.name] = self._compile(dialect)
         return compiled
 
-    def run(self, session: Session, rows: Sequence[Mapping[str, Any]], *, conflict: Conflict | None = None,
-            deferrable: bool = False) -> int:
+    def run(self, session: Session, rows: Sequence[Mapping[str, Any]], *, conflict: Conflict | None = None) -> int:
         """Insert *rows* (column key → value; missing columns take their defaults) in the session's transaction.
 
         Return the number of rows the database inserted (see :meth:`send`).
         """
         if not rows:
             return 0
-        return self.send(session, self.bind(session.get_bind().dialect, rows), conflict=conflict,
-                         deferrable=deferrable)
+        return self.send(session, self.bind(session.get_bind().dialect, rows), conflict=conflict)
 
     def bind(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> BoundRows:
         """Turn *rows* into the statement's parameters for *dialect* now, to :meth:`send` later.
@@ -613,8 +611,7 @@ class PreparedInsert:
         compiled = self.compiled_for(dialect)
         return BoundRows(self, dialect.name, [self._values(compiled, row) for row in rows], cursor=True)
 
-    def send(self, session: Session, bound: BoundRows, *, conflict: Conflict | None = None,
-             deferrable: bool = False) -> int:
+    def send(self, session: Session, bound: BoundRows, *, conflict: Conflict | None = None) -> int:
         """Insert rows bound by :meth:`bind` in the session's transaction.
 
         Return the number of rows inserted, as the driver counts them (an ``INSERT … SELECT`` may
@@ -624,9 +621,7 @@ class PreparedInsert:
         Inside :func:`inserts_together` (PostgreSQL) the rows are queued instead and sent with the
         write's other INSERTs in one statement, before anything else the write runs: the count
         returned is then the rows given, which :class:`InsertQueue` checks when it sends them, and
-        *conflict* applies there. *deferrable*: nothing the write does afterwards reads or refers
-        to these rows (an audit record), so they may wait in the queue past other statements, to
-        go with the write's last INSERTs.
+        *conflict* applies there.
         """
         if bound.insert is not self:
             raise ValueError(f"rows bound for {bound.insert.table.name}, not {self.table.name}")
@@ -639,7 +634,7 @@ class PreparedInsert:
                 return int(result.rowcount)
             session.flush()
             if queue is not None:
-                queue.add(bound, conflict, deferrable)
+                queue.add(bound, conflict)
                 return len(bound.rows)
             connection = session.connection()
             dialect = connection.dialect
@@ -702,9 +697,7 @@ class InsertQueue:
 
     Order is kept: anything else the write sends on its connection (an ORM flush, a read, a lock)
     sends the queue first (:func:`send_queued_first`, an engine listener), so the queued rows are
-    in the database before any statement that could depend on them; rows nothing depends on (an
-    audit record, ``deferrable``) wait for the next rows that must go, or for the end of the
-    write, where they join its last statement (a PUT's or a PATCH's event: one round trip fewer). An ``INSERT … SELECT``
+    in the database before any statement that could depend on them. An ``INSERT … SELECT``
     (:class:`PreparedInsert` with its own statement) that inserts nothing fails the whole statement
     (``LookupError``), as a constraint would; a constraint the statement breaks becomes what the
     offending table's *conflict* makes of it.
@@ -713,11 +706,9 @@ class InsertQueue:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.entries: list[tuple[BoundRows, Conflict | None]] = []
-        self.needed = False
-        """Whether an entry must be in the database before the write's next statement (not deferrable)."""
 
-    def add(self, bound: BoundRows, conflict: Conflict | None, deferrable: bool = False) -> None:
-        """Queue *bound* (cursor-bound rows of a :class:`PreparedInsert`); see ``PreparedInsert.send``.
+    def add(self, bound: BoundRows, conflict: Conflict | None) -> None:
+        """Queue *bound* (cursor-bound rows of a :class:`PreparedInsert`).
 
         One ``INSERT … SELECT`` per statement (their CTEs, the tenant's lock, keep their names):
         a second one sends the queue first.
@@ -727,7 +718,6 @@ class InsertQueue:
         if bound.insert.single_row and any(queued.insert.single_row for queued, _ in self.entries):
             self.send()
         self.entries.append((bound, conflict))
-        self.needed = self.needed or not deferrable
 
     def finish(self, session: Session) -> None:
         """Send what is queued at the end of the write: in autocommit when it is the whole write.
@@ -746,7 +736,7 @@ class InsertQueue:
 
     def send(self, *, autocommit: bool = False) -> None:
         """Send the queued INSERTs now, as one statement; check each ``INSERT … SELECT`` inserted its row."""
-        entries, self.entries, self.needed = self.entries, [], False
+        entries, self.entries = self.entries, []
         if not entries:
             return
         connection = self.connection
@@ -816,7 +806,7 @@ def send_queued_first(conn: Connection | None, _cursor: Any, _statement: str, _p
     if conn is None:
         return  # a request's read lease: no write on it
     queue: InsertQueue | None = conn.info.get(_QUEUE)
-    if queue is not None and queue.needed:
+    if queue is not None and queue.entries:
         queue.send()
 
 

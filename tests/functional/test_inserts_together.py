@@ -239,31 +239,3 @@ def test_a_queued_event_waits_for_the_tenants_lock_and_draws_its_id_after_the_ho
                                    .where(ChangeEvent.subject.in_([holder, waiting]))).all())
     assert ids[holder] < ids[waiting]
     assert _count(storage, AuditEvent, AuditEvent.resource_id == resource) == 1
-
-
-def test_rows_nothing_depends_on_wait_for_the_writes_last_statement(storage, tenant):
-    """An audit record (deferrable) stays queued past reads and locks and goes with the write's event."""
-    resource, subject = str(uuid.uuid4()), f"user:{uuid.uuid4()}"
-    with _sent(storage) as seen, cli_unit_of_work(storage, inserts_together=True) as session:
-        _AUDIT.run(session, [_audit(tenant.id, resource)], deferrable=True)
-        session.scalar(select(func.count()).select_from(User).where(User.tenant_id == tenant.id))
-        OrgRepository(session, tenant.id).lock_and_append_events([_event(subject)])
-    statements = [(tables, first) for tables, _, first in seen if first != "BEGIN"]
-    if _is_pg(storage):
-        assert statements == [([], "SELECT"), (["audit_events", "events"], "WITH")]
-        assert [autocommit for tables, autocommit, _ in seen if tables] == [False]  # a read ran first
-    else:
-        assert [tables for tables, _ in statements] == [["audit_events"], [], ["events"]]
-    assert _count(storage, AuditEvent, AuditEvent.resource_id == resource) == 1
-    assert _count(storage, ChangeEvent, ChangeEvent.subject == subject) == 1
-
-
-def test_rows_that_must_go_first_take_the_deferred_ones_with_them(storage, tenant):
-    resource, user = str(uuid.uuid4()), _user(tenant.id, "with-audit@example.com")
-    with _sent(storage) as seen, cli_unit_of_work(storage, inserts_together=True) as session:
-        _AUDIT.run(session, [_audit(tenant.id, resource)], deferrable=True)
-        _USERS.run(session, [user])
-        assert session.scalar(select(func.count()).select_from(User).where(User.id == user["id"])) == 1
-    inserts = [tables for tables, _, _ in seen if tables]
-    assert inserts == ([["audit_events", "users"]] if _is_pg(storage) else [["audit_events"], ["users"]])
-    assert _count(storage, AuditEvent, AuditEvent.resource_id == resource) == 1

@@ -30,7 +30,9 @@ def group_service() -> GroupService:
                         profile=context.tenant_profile(token), request_id=context.current_request_id())
 
 
-register_resource(bp, USER_RESOURCE, user_service, ReadPlans(get=rendered_user_read, list=keyed_user_read))
+register_resource(bp, USER_RESOURCE, user_service,
+                  ReadPlans(get=rendered_user_read, list=keyed_user_read),
+                  creates_together=True)
 # A group's PATCH answers 204 unless the client asks for the group (its answer would be every member).
 register_resource(bp, GROUP_RESOURCE, group_service, ReadPlans(get=lambda group_id, *_: group_read(group_id)),
                   patch_answers_no_content=True)

@@ -68,14 +68,15 @@ class ReadPlans:
 
 
 def register_resource(bp: Blueprint, resource_type: ResourceType, service: Callable[[], ResourceService],
-                      plans: ReadPlans | None = None, *, patch_answers_no_content: bool = False) -> None:
+                      plans: ReadPlans | None = None, *, patch_answers_no_content: bool = False,
+                      creates_together: bool = False) -> None:
     """Register list, search, get, create, replace, patch and delete for *resource_type*.
 
     With *plans*, a GET of one resource (and a list that is one statement) is read along with
     the token's grant. *patch_answers_no_content*: a PATCH answers 204 unless the client asks for
-    the resource (see :func:`patch_returns_resource`). Each write's INSERTs go to PostgreSQL
-    together (``unit_of_work(inserts_together=True)``): a create's as its one statement, a
-    PUT's, PATCH's or DELETE's audit record with its change event.
+    the resource (see :func:`patch_returns_resource`). *creates_together*: a create's INSERTs
+    (its audit record's included) go to PostgreSQL as one statement (see ``unit_of_work``); for
+    a service whose create only inserts rows bound beforehand.
     """
     endpoint = resource_type.endpoint
     name = resource_type.name.lower()
@@ -144,7 +145,7 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
         # The body is checked and the resource built before the write transaction, and the answer
         # rendered after it (from what the write holds in memory): neither needs the write's locks.
         with audited_write("create", resource_type.name, prepare=lambda: svc.prepare_create(body),
-                           inserts_together=True) as write:
+                           inserts_together=creates_together) as write:
             row = svc.create(write.prepared)
             write.resource_id = str(row.id)
         return respond(svc, row, wanted, 201)
@@ -152,14 +153,14 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
     @require_oauth(SCIM_WRITE)
     def replace_resource(resource_id: str) -> Response:
         body, wanted = read_json(), projection()
-        with audited_write("replace", resource_type.name, resource_id, inserts_together=True):
+        with audited_write("replace", resource_type.name, resource_id):
             svc = service()
             return respond(svc, svc.replace(resource_id, body, if_match()), wanted)
 
     @require_oauth(SCIM_WRITE)
     def patch_resource(resource_id: str) -> Response:
         body, wanted = read_json(), projection()
-        with audited_write("patch", resource_type.name, resource_id, inserts_together=True):
+        with audited_write("patch", resource_type.name, resource_id):
             svc = service()
             row = svc.patch(resource_id, body, if_match())
             # RFC 7644 §3.5.2 lets PATCH answer 204 or 200 with the resource: see patch_returns_resource.
@@ -169,7 +170,7 @@ def register_resource(bp: Blueprint, resource_type: ResourceType, service: Calla
 
     @require_oauth(SCIM_WRITE)
     def delete_resource(resource_id: str) -> Response:
-        with audited_write("delete", resource_type.name, resource_id, inserts_together=True):
+        with audited_write("delete", resource_type.name, resource_id):
             service().delete(resource_id, if_match())
         return Response(status=204)
 
