@@ -25,6 +25,7 @@ from scim_bridge.storage.models import UserValue
 from scim_bridge.storage.prepared import PreparedInsert
 from scim_bridge.storage.repositories.orgs import OrgRepository
 from scim_bridge.storage.session import cli_unit_of_work
+from tests.functional.test_user_writes import ids_of_a_holder_and_a_waiting_writer
 from tests.functional.test_user_writes import inserted_tables
 
 _USERS = PreparedInsert(User.__table__)
@@ -204,38 +205,18 @@ def test_a_conflict_found_when_another_statement_sends_the_queue_is_raised_there
 @pytest.mark.xdist_group("event-lock")
 def test_a_queued_event_waits_for_the_tenants_lock_and_draws_its_id_after_the_holder_commits(storage, tenant):
     """Event ids commit in id order (the change log's cursor): also when the event goes in a statement sent together."""
-    import threading
-    import time
-
     if not _is_pg(storage):
         pytest.skip("SQLite serializes whole write transactions (BEGIN IMMEDIATE): no row lock to wait for")
-    waiting, holder, done = f"user:{uuid.uuid4()}", f"user:{uuid.uuid4()}", threading.Event()
-    failure: list[BaseException] = []
     resource = str(uuid.uuid4())
 
-    def queued_writer() -> None:
-        try:
-            with cli_unit_of_work(storage, inserts_together=True) as other:
-                _AUDIT.run(other, [_audit(tenant.id, resource)])
-                OrgRepository(other, tenant.id).lock_and_append_events([_event(waiting)])
-        except BaseException as exc:  # noqa: BLE001 - reported by the test below
-            failure.append(exc)
-        finally:
-            done.set()
+    def write(subject: str) -> None:
+        with cli_unit_of_work(storage, inserts_together=True) as other:
+            _AUDIT.run(other, [_audit(tenant.id, resource)])
+            OrgRepository(other, tenant.id).lock_and_append_events([_event(subject)])
 
-    with storage.sessionmaker() as session, session.begin():
-        repository = OrgRepository(session, tenant.id)
-        repository.lock_tenant()
-        thread = threading.Thread(target=queued_writer)
-        thread.start()
-        time.sleep(0.3)
-        assert not done.is_set(), "the queued write did not wait for the tenant's lock"
-        assert _count(storage, AuditEvent, AuditEvent.resource_id == resource) == 0  # one statement: not yet
-        repository.append_events([_event(holder)])
-    thread.join(timeout=30)
-    assert done.is_set() and not failure, failure
-    with storage.sessionmaker() as session:
-        ids = dict(session.execute(select(ChangeEvent.subject, ChangeEvent.id)
-                                   .where(ChangeEvent.subject.in_([holder, waiting]))).all())
-    assert ids[holder] < ids[waiting]
+    def nothing_yet() -> None:  # one statement: its audit record waits with its event
+        assert _count(storage, AuditEvent, AuditEvent.resource_id == resource) == 0
+
+    holder, waiting = ids_of_a_holder_and_a_waiting_writer(storage, tenant, write, nothing_yet)
+    assert holder < waiting
     assert _count(storage, AuditEvent, AuditEvent.resource_id == resource) == 1

@@ -495,32 +495,30 @@ def test_an_event_append_takes_the_tenants_lock_in_its_own_insert_when_it_is_one
     assert [tuple(r) for r in rows] == [(s, tenant.id, {"n": 1}, {"n": 2}) for s in subjects]
 
 
-@pytest.mark.xdist_group("event-lock")
-def test_an_event_that_waits_for_the_tenants_lock_draws_its_id_after_the_holder_commits(storage, tenant):
-    # Event ids are the change log's cursor: they must commit in id order, or a reader polling
-    # "id > cursor" would skip an event that commits late. A single event's INSERT takes the lock
-    # in the same statement; its id must be drawn after the lock is granted, not before.
+def ids_of_a_holder_and_a_waiting_writer(storage: Any, tenant: Any, write: Any,
+                                         while_waiting: Any = lambda: None) -> tuple[int, int]:
+    """Hold the tenant's event lock, run ``write(subject)`` in a thread, then append the holder's event and commit.
+
+    The writer must wait for the lock (checked, with *while_waiting* called meanwhile); return the
+    event ids of the holder's event and the writer's, for the caller to compare.
+    """
     import threading
     import time
 
     from scim_bridge.storage.models import ChangeEvent
     from scim_bridge.storage.repositories.orgs import OrgRepository
 
-    if storage.is_sqlite:
-        pytest.skip("SQLite serializes whole write transactions (BEGIN IMMEDIATE): no row lock to wait for")
-    waiting, done = f"user:{uuid.uuid4()}", threading.Event()
+    waiting, holder, done = f"user:{uuid.uuid4()}", f"user:{uuid.uuid4()}", threading.Event()
     failure: list[BaseException] = []
 
     def second_writer() -> None:
         try:
-            with storage.sessionmaker() as other, other.begin():
-                OrgRepository(other, tenant.id).lock_and_append_events([_event_row(waiting)])
-        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            write(waiting)
+        except BaseException as exc:  # noqa: BLE001 - reported below
             failure.append(exc)
         finally:
             done.set()
 
-    holder = f"user:{uuid.uuid4()}"
     with storage.sessionmaker() as session, session.begin():
         repository = OrgRepository(session, tenant.id)
         repository.lock_tenant()  # the lock first, this transaction's event (and its id) later
@@ -528,13 +526,32 @@ def test_an_event_that_waits_for_the_tenants_lock_draws_its_id_after_the_holder_
         thread.start()
         time.sleep(0.3)
         assert not done.is_set(), "the second writer did not wait for the tenant's lock"
+        while_waiting()
         repository.append_events([_event_row(holder)])
     thread.join(timeout=30)
     assert done.is_set() and not failure, failure
     with storage.sessionmaker() as session:
         ids = dict(session.execute(select(ChangeEvent.subject, ChangeEvent.id)
                                    .where(ChangeEvent.subject.in_([holder, waiting]))).all())
-    assert ids[holder] < ids[waiting]
+    return ids[holder], ids[waiting]
+
+
+@pytest.mark.xdist_group("event-lock")
+def test_an_event_that_waits_for_the_tenants_lock_draws_its_id_after_the_holder_commits(storage, tenant):
+    # Event ids are the change log's cursor: they must commit in id order, or a reader polling
+    # "id > cursor" would skip an event that commits late. A single event's INSERT takes the lock
+    # in the same statement; its id must be drawn after the lock is granted, not before.
+    from scim_bridge.storage.repositories.orgs import OrgRepository
+
+    if storage.is_sqlite:
+        pytest.skip("SQLite serializes whole write transactions (BEGIN IMMEDIATE): no row lock to wait for")
+
+    def write(subject: str) -> None:
+        with storage.sessionmaker() as other, other.begin():
+            OrgRepository(other, tenant.id).lock_and_append_events([_event_row(subject)])
+
+    holder, waiting = ids_of_a_holder_and_a_waiting_writer(storage, tenant, write)
+    assert holder < waiting
 
 
 def test_a_single_event_for_a_tenant_that_is_gone_is_refused_not_lost(storage):
