@@ -178,16 +178,15 @@ class UserService:
     def prepare_create(self, body: Any) -> PreparedUser:
         """Check a POST body and build its user and its rows, writing nothing (before the write transaction).
 
-        Validation, the uniqueness query, the manager lookup, password hashing and the binding of
-        the INSERTs happen here, so that a request holds the write's locks only to send them. A
-        userName or externalId taken by a concurrent create in between still fails: the unique
-        constraints refuse it at the INSERT, which answers 409 as the check would.
+        Validation, the manager lookup, password hashing and the binding of the INSERTs happen
+        here, so that a request holds the write's locks only to send them; on SQLite the
+        uniqueness query too (a conflict found inside the write would have held the database's
+        one write lock). On PostgreSQL the unique constraints are the check: the user's INSERT
+        goes with the rest of the write in one statement (``storage.prepared.InsertQueue``), which
+        a taken userName or externalId fails whole, answered 409 with the check's own detail
+        (:func:`_taken`); a query first would cost every create a round trip. A userName or
+        externalId taken by a concurrent create after SQLite's check fails the same way.
         """
-        # On PostgreSQL the unique constraints are the check: the user's INSERT goes with the rest
-        # of the write in one statement (storage.prepared.InsertQueue), which a taken userName or
-        # externalId fails whole, answered as the check would (_taken). A query first would cost
-        # every create a round trip. On SQLite a conflict found inside the write would have held
-        # the database's one write lock; the check runs before it.
         user, values, data = self._build_new(body, check_unique=dialect_name(self._session) == "sqlite")
         return PreparedUser(user, values, data, self._users.bind_new(user, values),
                             self._sync.prepare_user(user, data) if self._sync is not None else None)
@@ -391,9 +390,9 @@ class UserService:
             if other_id == own_id:
                 continue
             if other_name_key == user_name_key:
-                raise Uniqueness(f"userName '{data['userName']}' is already in use")
+                raise _user_name_taken(data)
             if external_id is not None and other_external_id == external_id:
-                raise Uniqueness(f"externalId '{external_id}' is already in use by another User")
+                raise _external_id_taken(data)
 
     def _resolve_manager(self, user: User) -> None:
         """Fill the readOnly ``manager.displayName`` from the referenced user, when it is one of ours."""
@@ -423,10 +422,18 @@ def _taken(data: dict[str, Any], error: IntegrityError) -> Uniqueness:
     diagnostics = getattr(error.orig, "diag", None)
     named = getattr(diagnostics, "constraint_name", None) or str(error.orig)
     if "external_id" in named and data.get("externalId") is not None:
-        return Uniqueness(f"externalId '{data['externalId']}' is already in use by another User")
+        return _external_id_taken(data)
     if "user_name_key" in named:
-        return Uniqueness(f"userName '{data['userName']}' is already in use")
+        return _user_name_taken(data)
     return Uniqueness("userName or externalId is already in use")
+
+
+def _user_name_taken(data: dict[str, Any]) -> Uniqueness:
+    return Uniqueness(f"userName '{data['userName']}' is already in use")
+
+
+def _external_id_taken(data: dict[str, Any]) -> Uniqueness:
+    return Uniqueness(f"externalId '{data['externalId']}' is already in use by another User")
 
 
 @dataclass(frozen=True, slots=True)

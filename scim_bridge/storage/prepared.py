@@ -620,8 +620,8 @@ class PreparedInsert:
 
         Inside :func:`inserts_together` (PostgreSQL) the rows are queued instead and sent with the
         write's other INSERTs in one statement, before anything else the write runs: the count
-        returned is then the rows given, which :class:`InsertQueue` checks when it sends them, and
-        *conflict* applies there.
+        returned is then the rows given (the statement fails when an ``INSERT … SELECT`` of it
+        inserts nothing), and *conflict* applies there.
         """
         if bound.insert is not self:
             raise ValueError(f"rows bound for {bound.insert.table.name}, not {self.table.name}")
@@ -691,7 +691,7 @@ class InsertQueue:
     that takes the tenant's lock): five statements, each a round trip to the server (~60 µs of
     the worker's CPU and ~70 µs of the server's each, measured), and with ``BEGIN`` and ``COMMIT``
     seven. Queued here, they go as one statement of data-modifying CTEs
-    (``WITH w0 AS (INSERT … RETURNING 1), … SELECT count(*) of each``), and when nothing else ran
+    (``WITH w0 AS (INSERT …), w1 AS (INSERT …), … SELECT 1``), and when nothing else ran
     in the transaction, in autocommit: one round trip for the whole write, atomic as one statement
     is, which holds the tenant's lock only while the server runs it.
 
@@ -735,7 +735,7 @@ class InsertQueue:
             self.send(autocommit=dbapi_connection.info.transaction_status == _idle())
 
     def send(self, *, autocommit: bool = False) -> None:
-        """Send the queued INSERTs now, as one statement; check each ``INSERT … SELECT`` inserted its row."""
+        """Send the queued INSERTs now, as one statement (an ``INSERT … SELECT`` that inserts nothing fails it)."""
         entries, self.entries = self.entries, []
         if not entries:
             return
@@ -751,7 +751,6 @@ class InsertQueue:
             try:
                 _execute(connection.dispatch, connection, cursor, together.sql, arguments, many=False,
                          sent=together.sent)
-                counts = cursor.fetchone()
             except BaseException as exc:
                 _failed(dialect, dbapi_connection, cursor, together.sql, arguments, exc, connection.invalidate)
                 raise
@@ -767,9 +766,6 @@ class InsertQueue:
         finally:
             if autocommit and not dbapi_connection.closed:
                 dbapi_connection.autocommit = False
-        for (bound, _), inserted in zip(entries, counts, strict=True):
-            if inserted != (1 if bound.insert.single_row else len(bound.rows)):
-                raise LookupError(f"{bound.insert.table.name}: {inserted} of {len(bound.rows)} rows were inserted")
 
 
 @contextmanager
@@ -832,7 +828,8 @@ def _together(shape: tuple[tuple[PreparedInsert, int], ...], dialect: Dialect) -
     if found is not None:
         return found
     order: dict[str, tuple[int, int, str]] = {}
-    counts = []
+    written: list[Any] = []
+    checks = []
     for entry, (prepared, rows) in enumerate(shape):
         def named(row: int, column_key: str, type_: Any, entry: int = entry) -> BindParameter[Any]:
             name = f"w{entry}_{row}_{column_key}"
@@ -847,15 +844,19 @@ def _together(shape: tuple[tuple[PreparedInsert, int], ...], dialect: Dialect) -
                 return None
 
             statement = replacement_traverse(prepared.statement, {}, rename)
+            # An INSERT … SELECT that finds nothing to insert from divides by zero, which aborts
+            # the whole statement (an autocommitted one included): no row of the write stays.
+            inserted = statement.returning(literal_column("1")).cte(f"w{entry}")
+            checks.append(select(literal_column("1") / func.count()).select_from(inserted).scalar_subquery())
         else:
-            statement = insert(prepared.table).values([{column.key: named(row, column.key, column.type)
-                                                        for column in prepared.columns} for row in range(rows)])
-        written = statement.returning(literal_column("1")).cte(f"w{entry}")
-        # An INSERT … SELECT that finds nothing to insert from divides by zero, which aborts the
-        # whole statement (an autocommitted one included): no row of the write stays.
-        counted = literal_column("1") / func.count() if prepared.single_row else func.count()
-        counts.append(select(counted).select_from(written).scalar_subquery())
-    compiled = select(*counts).compile(dialect=statement_dialect(dialect))
+            # A plain INSERT … VALUES inserts every row or fails the statement: nothing to check.
+            inserted = insert(prepared.table).values([{column.key: named(row, column.key, column.type)
+                                                       for column in prepared.columns} for row in range(rows)]
+                                                     ).cte(f"w{entry}")
+        written.append(inserted)
+    # Data-modifying CTEs run whether or not the query reads them: add_cte renders them all, in order.
+    together = (select(*checks) if checks else select(literal_column("1"))).add_cte(*written)
+    compiled = together.compile(dialect=statement_dialect(dialect))
     if compiled.positiontup is None:
         raise ValueError("statements sent together are compiled with numbered parameters")
     sql = str(compiled)

@@ -203,16 +203,14 @@ Holder = tuple[uuid.UUID, str, str | None]
 # running it): the parameters are bound per call.
 _USER_FOR_UPDATE = (select(User).where(User.tenant_id == bindparam("tenant_id"), User.id == bindparam("id"))
                     .with_for_update())
-# Prepared: a create checks uniqueness before its write transaction, so the check reads on the
-# request's lease (no ORM execution, no transaction for the write to commit first); inside a
-# write (PUT, PATCH, Bulk) it runs in the transaction as before.
+# Prepared: a create on SQLite checks uniqueness before its write transaction, so the check reads
+# on the request's lease (no ORM execution, no transaction for the write to commit first); inside
+# a write (PUT, PATCH, Bulk) it runs in the transaction as before.
 _HOLDERS_OF_NAME = PreparedRead(select(User.id, User.user_name_key, User.external_id).where(
     User.tenant_id == bindparam("tenant_id"), User.user_name_key == bindparam("key")))
 _HOLDERS = PreparedRead(select(User.id, User.user_name_key, User.external_id).where(
     User.tenant_id == bindparam("tenant_id"),
     or_(User.user_name_key == bindparam("key"), User.external_id == bindparam("external_id"))))
-
-
 
 _counts = UserCount.__table__
 _COUNTED = PreparedRead(select(func.coalesce(func.sum(_counts.c.delta), 0), func.count())
