@@ -8,8 +8,14 @@ import os
 
 # 127.0.0.1 by default: put a TLS-terminating proxy in front for anything else.
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
-# SCIM requests are short and database-bound: sync workers, about 2 per core (+1).
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+# Sync workers, one per core plus one. A request is mostly the worker's own CPU (Python), with one
+# to a few short round trips to the database, so more workers than that mostly add switching: on a
+# 2-core machine with PostgreSQL on the same cores, 3 workers served 15-35 % more reads than 5
+# (filters, GET of a group) and as many writes; on SQLite, the same or more of everything
+# (docs/benchmarks.md, thirteenth round). The one beyond the cores keeps the service answering
+# while a long request (a /Bulk, a large group) holds a worker. With PostgreSQL on another host,
+# each round trip is a longer wait: raise GUNICORN_WORKERS there (towards 2 x cores + 1).
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() + 1))
 worker_class = "sync"
 # Identity providers give up after 60 s (Okta); fail a stuck request before they do.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "55"))
