@@ -10,9 +10,9 @@ import os
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 # Sync workers, one per core plus one. A request is mostly the worker's own CPU (Python), with one
 # to a few short round trips to the database, so more workers than that mostly add switching: on a
-# 2-core machine with PostgreSQL on the same cores, 3 workers served 15-35 % more reads than 5
-# (filters, GET of a group) and as many writes; on SQLite, the same or more of everything
-# (docs/benchmarks.md, thirteenth round). The one beyond the cores keeps the service answering
+# 2-core machine with PostgreSQL on the same cores, 3 workers served 15-30 % more reads than 5
+# (GET, filters) and as many writes or more; on SQLite, the same or more of everything
+# (docs/benchmarks.md, thirteenth round, item 44). The one beyond the cores keeps the service answering
 # while a long request (a /Bulk, a large group) holds a worker. With PostgreSQL on another host,
 # each round trip is a longer wait: raise GUNICORN_WORKERS there (towards 2 x cores + 1).
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() + 1))
