@@ -244,6 +244,7 @@ class UserService:
         self._set_password(user, data)
         values = self._users.replace_values_if_changed(user, current, user_values_from_scim(data, self._tenant_id))
         self.touch(user)
+        self._store_rendering(user, values)
         self._flush()
         if self._sync is not None:
             self._sync.user_updated(user, data)
@@ -272,6 +273,7 @@ class UserService:
             values = user_values_from_scim(data, self._tenant_id)
             self._users.replace_values(user, values)
         self.touch(user)
+        self._store_rendering(user, values)
         self._flush()
         if self._sync is not None:
             self._sync.user_updated(user, data)
@@ -291,6 +293,11 @@ class UserService:
         if written is None or written.user_id != user.id:
             return self.render(user, projection)
         projection = projection or Projection(RESOURCE)
+        if written.fresh and projection.is_default and isinstance(user, User) and not _wants_org(projection):
+            # A new user is in no group and its default rendering was stored with it: splice it.
+            composed = user_json.stored_user(user, self._base_url)
+            if composed is not None:
+                return composed
         refs = None
         if projection.wants("groups"):
             pairs = [] if written.fresh else self._users.groups_of([user.id]).get(user.id, [])
@@ -311,6 +318,16 @@ class UserService:
         """Record a change: bump the version and lastModified."""
         user.version = user.version + 1
         user.last_modified = utcnow()
+
+    @staticmethod
+    def _store_rendering(user: User, values: Sequence[UserValue]) -> None:
+        """Keep the user's default rendering on its row, for its current version (reads splice it).
+
+        Called by every write of a user's attributes, after its version is final; a write that
+        did not call it leaves texts of an older version, which reads ignore.
+        """
+        user.rendered, user.rendered_enterprise = user_json.stored_rendering(user, values)
+        user.rendered_version, user.rendered_format = user.version, user_json.RENDERED_FORMAT
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -337,7 +354,9 @@ class UserService:
         apply_scim_user(user, data)
         self._resolve_manager(user)
         self._set_password(user, data)
-        return user, user_values_from_scim(data, self._tenant_id), data
+        values = user_values_from_scim(data, self._tenant_id)
+        self._store_rendering(user, values)
+        return user, values, data
 
     def _stage_new(self, batch: _CreateBatch, body: Any) -> User:
         """Check a new user of a batch and stage it, its values and its org state for the batch's flush (Bulk).

@@ -11,6 +11,7 @@ from sqlalchemy import CheckConstraint
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import String
+from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -87,6 +88,15 @@ class User(Base):
     version: Mapped[int] = mapped_column(default=1)
     created: Mapped[datetime] = mapped_column(default=utcnow)
     last_modified: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # The user's default rendering, written with the user (domain/user_json.py, "stored rendering"):
+    # its core attributes and multi-valued attributes as JSON members, its enterprise extension as
+    # a JSON object (NULL without one). Read only while rendered_version is the user's version and
+    # rendered_format the code's format; otherwise the database renders the user from its columns.
+    rendered: Mapped[str | None] = mapped_column(Text)
+    rendered_enterprise: Mapped[str | None] = mapped_column(Text)
+    rendered_version: Mapped[int | None]
+    rendered_format: Mapped[int | None]
 
 
 class UserValue(Base):

@@ -5,7 +5,8 @@ the same order with the same values, for every kind of value (text needing escap
 booleans true/false/absent, several values per attribute in their order, addresses, groups in
 displayName order, the enterprise extension with and without a manager, iamOrgId, timestamps with
 and without microseconds), through both statements (the prepared unfiltered page and a filtered or
-sorted one), on both databases.
+sorted one), on both databases, for users read from the texts their last write stored and for
+users the database renders from their columns.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import UTC
 from datetime import datetime
 
 import pytest
+from sqlalchemy import update
 
 from scim_bridge.storage.models import User
 from tests.functional.test_read_views import RICH
@@ -51,8 +53,16 @@ def _assert_same(listed: dict, single: dict) -> None:
     assert json.dumps(listed) == json.dumps(single)  # same key order, at every level
 
 
-@pytest.fixture
-def population(scim, storage):
+def forget_stored_renderings(storage, user_ids) -> None:
+    """Make users look written before their rendering was stored: the database renders them from columns."""
+    with storage.sessionmaker() as session, session.begin():
+        session.execute(update(User).where(User.id.in_([uuid.UUID(i) for i in user_ids])).values(rendered_version=None))
+
+
+@pytest.fixture(params=["stored", "by the database"])
+def population(request, scim, storage):
+    # Every test runs twice: users read from the texts their writes stored, and users the
+    # database renders from their columns (written before the stored rendering, or of another format).
     rich = scim.create_user("zoë@example.com", **RICH)
     odd = scim.create_user("odd@example.com", **ODD)
     bare = scim.create_user("bare@example.com")
@@ -66,6 +76,8 @@ def population(scim, storage):
         assert user is not None
         user.created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
         user.last_modified = datetime(2026, 1, 2, 3, 4, 5, 120, tzinfo=UTC)
+    if request.param == "by the database":
+        forget_stored_renderings(storage, [u["id"] for u in (rich, odd, bare, inactive)])
     return [rich, odd, bare, inactive]
 
 

@@ -159,6 +159,7 @@ def _stored(db_session: Any, tenant_id: uuid.UUID, user_ids: list[uuid.UUID], pr
     for uid in user_ids:
         user = users[uid]
         columns = {c.key: getattr(user, c.key) for c in User.__table__.columns if c.key not in skip}
+        columns["rendered"] = columns["rendered"].replace(prefix, "")  # the stored userName and externalId
         rows = [{c.key: getattr(v, c.key) for c in UserValue.__table__.columns if c.key not in skip}
                 for v in values[uid]]
         fields = {k: v for k, v in (states[uid].user_fields or {}).items() if k != "user_name"}
