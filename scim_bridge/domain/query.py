@@ -45,8 +45,8 @@ class ListResult:
         """Render as a ListResponse (RFC 7644 §3.4.2); paging fields are JSON integers.
 
         A page of resources that are all text already (users of a default-projection page) goes
-        to the response writer as one array of texts: spliced once, not once per resource (~280 µs
-        of a 100-user page's ~1.6 ms in the worker went to splicing each).
+        to the response writer as one array of texts: spliced once, not once per resource (~25 µs
+        instead of ~90-125 µs for a 100-user page in-process).
         """
         texts = [r.text for r in self.resources if type(r) is RenderedObject]
         resources = RenderedArray(texts) if texts and len(texts) == len(self.resources) else self.resources

@@ -360,6 +360,17 @@ def stored_rendering(user: User, values: Sequence[UserValue]) -> tuple[str, str 
     return ("," + members[1:-1] if len(members) > 2 else ""), (_dumps(enterprise) if enterprise is not None else None)
 
 
+def store_rendering(user: User, values: Sequence[UserValue]) -> None:
+    """Keep *user*'s default rendering on its row, for its current version (reads splice it).
+
+    Every write of a user's attributes calls it once the version is final; a write that did not
+    leaves texts of an older version, which reads ignore (the ``CASE`` of :func:`columns`,
+    :func:`stored_user`).
+    """
+    user.rendered, user.rendered_enterprise = stored_rendering(user, values)
+    user.rendered_version, user.rendered_format = user.version, RENDERED_FORMAT
+
+
 def stored_user(user: User, base_url: str) -> RenderedObject | None:
     """Return a user just created (no group yet) as its resource text, from its stored rendering.
 

@@ -244,7 +244,7 @@ class UserService:
         self._set_password(user, data)
         values = self._users.replace_values_if_changed(user, current, user_values_from_scim(data, self._tenant_id))
         self.touch(user)
-        self._store_rendering(user, values)
+        user_json.store_rendering(user, values)
         self._flush()
         if self._sync is not None:
             self._sync.user_updated(user, data)
@@ -273,7 +273,7 @@ class UserService:
             values = user_values_from_scim(data, self._tenant_id)
             self._users.replace_values(user, values)
         self.touch(user)
-        self._store_rendering(user, values)
+        user_json.store_rendering(user, values)
         self._flush()
         if self._sync is not None:
             self._sync.user_updated(user, data)
@@ -319,16 +319,6 @@ class UserService:
         user.version = user.version + 1
         user.last_modified = utcnow()
 
-    @staticmethod
-    def _store_rendering(user: User, values: Sequence[UserValue]) -> None:
-        """Keep the user's default rendering on its row, for its current version (reads splice it).
-
-        Called by every write of a user's attributes, after its version is final; a write that
-        did not call it leaves texts of an older version, which reads ignore.
-        """
-        user.rendered, user.rendered_enterprise = user_json.stored_rendering(user, values)
-        user.rendered_version, user.rendered_format = user.version, user_json.RENDERED_FORMAT
-
     # -- helpers -------------------------------------------------------------------------------
 
     def _load(self, user_id: str, for_update: bool = False) -> User:
@@ -355,7 +345,7 @@ class UserService:
         self._resolve_manager(user)
         self._set_password(user, data)
         values = user_values_from_scim(data, self._tenant_id)
-        self._store_rendering(user, values)
+        user_json.store_rendering(user, values)
         return user, values, data
 
     def _stage_new(self, batch: _CreateBatch, body: Any) -> User:
